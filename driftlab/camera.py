@@ -1,0 +1,122 @@
+"""Camera parameters: what a pipeline is built with.
+
+:class:`CameraParams` gathers the sensor facts that the reference ISP needs
+(CFA pattern, bit depth, black level, white-balance gains, colour matrix) and
+an optional noise model. Named instances are *camera profiles*, declared by
+plugins through the ``driftlab_camera_profiles`` hook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import attrs
+import numpy as np
+
+from driftlab.cfa import check_cfa
+from driftlab.params import Domain, parse_domain
+
+__all__ = ["CameraParams"]
+
+
+def _floats(shape: tuple[int, ...], field: str):
+    def convert(value: object) -> tuple:
+        array = np.asarray(value, dtype=np.float64)
+        if array.size != int(np.prod(shape)):
+            raise ValueError(f"camera {field}: expected {int(np.prod(shape))} numbers, got {array.size}")
+        return tuple(map(tuple, array.reshape(shape))) if len(shape) == 2 else tuple(array.ravel())
+
+    return convert
+
+
+def _check_finite(instance: object, attribute: attrs.Attribute, value: tuple) -> None:
+    if not np.all(np.isfinite(np.asarray(value, dtype=np.float64))):
+        raise ValueError(f"camera {attribute.name}: contains NaN or Inf: {value}")
+
+
+def _check_bits(instance: object, attribute: attrs.Attribute, value: int) -> None:
+    if not 1 <= value <= 32:
+        raise ValueError(f"camera bit_depth: expected 1..32 bits, got {value}")
+
+
+def _convert_domains(value: Mapping[str, object]) -> dict[str, Domain]:
+    return {key: parse_domain(v, f"camera domains[{key!r}]") for key, v in dict(value).items()}
+
+
+@attrs.frozen
+class CameraParams:
+    """Sensor facts used to build a pipeline.
+
+    Parameters
+    ----------
+    name : str
+        Profile name (``openisp``, ``raw-microscopy`` ...).
+    cfa : str
+        Bayer pattern, ``RGGB``, ``BGGR``, ``GRBG`` or ``GBRG``.
+    bit_depth : int
+        Bits per stored sample; raw values are divided by ``white_level``.
+    black_level : tuple of 4 float
+        Black level of each CFA site in raster order, as a fraction of the
+        white level (0..1).
+    white_balance : tuple of 3 float
+        R, G, B gains.
+    color_matrix : 3x3 tuple of float
+        Camera RGB to output RGB.
+    white_level : int or None
+        Saturation value of the stored integers; defaults to ``2**bit_depth - 1``.
+    gain : float or None
+        Conversion gain in DN per electron on the stored scale (for noise
+        simulation), if known.
+    read_noise : float or None
+        Read-noise standard deviation in DN on the stored scale, if known.
+    domains : mapping of str to Domain
+        Domain overrides keyed ``"slot.param"`` for cameras whose calibrated
+        values leave the default physical domain (e.g. fitted matrices).
+    description : str
+        Where the numbers come from.
+    """
+
+    name: str
+    cfa: str = attrs.field(default="RGGB", converter=lambda v: check_cfa(v, "camera cfa"))
+    bit_depth: int = attrs.field(default=16, converter=int, validator=_check_bits)
+    black_level: tuple[float, ...] = attrs.field(
+        default=(0.0, 0.0, 0.0, 0.0),
+        converter=_floats((4,), "black_level"),
+        validator=_check_finite,
+    )
+    white_balance: tuple[float, ...] = attrs.field(
+        default=(1.0, 1.0, 1.0),
+        converter=_floats((3,), "white_balance"),
+        validator=_check_finite,
+    )
+    color_matrix: tuple[tuple[float, ...], ...] = attrs.field(
+        default=((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)),
+        converter=_floats((3, 3), "color_matrix"),
+        validator=_check_finite,
+    )
+    white_level: int | None = None
+    gain: float | None = None
+    read_noise: float | None = None
+    domains: dict[str, Domain] = attrs.field(factory=dict, converter=_convert_domains)
+    description: str = ""
+
+    @property
+    def saturation(self) -> int:
+        """White level used to normalise raw integers to [0, 1]."""
+        return int(self.white_level) if self.white_level is not None else 2**self.bit_depth - 1
+
+    def field_value(self, field: str) -> np.ndarray:
+        """Value of ``black_level``, ``white_balance`` or ``color_matrix`` as float64.
+
+        Raises
+        ------
+        KeyError
+            If ``field`` is not a camera parameter.
+        """
+        if field not in ("black_level", "white_balance", "color_matrix"):
+            raise KeyError(f"camera has no parameter field {field!r}")
+        return np.asarray(getattr(self, field), dtype=np.float64)
+
+    def replace(self, **changes: object) -> CameraParams:
+        """Copy with some fields changed (validated again)."""
+        return attrs.evolve(self, **changes)

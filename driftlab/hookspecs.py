@@ -1,0 +1,116 @@
+"""Hook specifications: the whole plugin interface of driftlab.
+
+A plugin is a module (or object) with functions named like the hooks below,
+decorated with :data:`hookimpl`, and advertised through the ``driftlab``
+entry-point group of its distribution::
+
+    [project.entry-points.driftlab]
+    my_plugin = "my_package.driftlab_plugin"
+
+Every hook takes no arguments and returns a list of *declarations* (attrs
+instances). The built-in plugins in :mod:`driftlab.builtin` use these very
+hooks. A name declared twice, by one or two plugins, is an error that names
+both; a plugin that fails to import or raises inside a hook is reported by
+name (``driftlab plugins``) and the others still load.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+PROJECT_NAME = "driftlab"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def driftlab_stages() -> list[Any]:
+    """Declare ISP stage variants.
+
+    Returns
+    -------
+    list of driftlab.stages.base.StageSpec
+        Each identified by ``slot.variant``. A stage provides a static numpy
+        form, a differentiable torch form, or both; with both it must pass
+        ``driftlab verify`` (equal outputs to 1e-4, gradcheck in float64).
+
+    Example
+    -------
+    >>> @hookimpl
+    ... def driftlab_stages():
+    ...     return [StageSpec(slot="lens_shading", variant="radial", doc="...",
+    ...                       static=f_np, differentiable=f_torch,
+    ...                       input_kind="mosaic", output_kind="mosaic")]
+    """
+
+
+@hookspec
+def driftlab_camera_profiles() -> list[Any]:
+    """Declare named camera profiles.
+
+    Returns
+    -------
+    list of driftlab.camera.CameraParams
+        Identified by ``name``: CFA pattern, bit depth, black level (4 sites),
+        white-balance gains (3), colour matrix (3x3), optional noise model.
+
+    Example
+    -------
+    >>> @hookimpl
+    ... def driftlab_camera_profiles():
+    ...     return [CameraParams(name="my-sensor", cfa="GRBG", bit_depth=12)]
+    """
+
+
+@hookspec
+def driftlab_datasets() -> list[Any]:
+    """Declare raw datasets.
+
+    Returns
+    -------
+    list
+        Dataset declarations (attrs instances with a unique ``name``): task
+        (classification or segmentation), classes, camera parameters and a
+        loader yielding ``(raw, target, metadata)``.
+    """
+
+
+@hookspec
+def driftlab_task_models() -> list[Any]:
+    """Declare task-model architectures.
+
+    Returns
+    -------
+    list
+        Task-model declarations (attrs instances with a unique ``name``):
+        the task they solve and a factory building an ``nn.Module`` that
+        consumes views ``(B, 3, H, W)``.
+    """
+
+
+@hookspec
+def driftlab_corruptions() -> list[Any]:
+    """Declare post-hoc view corruptions.
+
+    Returns
+    -------
+    list
+        Corruption declarations (attrs instances with a unique ``name``): a
+        function applying the corruption to a view at severity 1..5.
+    """
+
+
+@hookspec
+def driftlab_attacks() -> list[Any]:
+    """Declare attacks over ISP parameters.
+
+    Returns
+    -------
+    list
+        Attack declarations (attrs instances with a unique ``name``): a
+        search over stage parameters against a frozen task model, keeping
+        every parameter inside its declared domain.
+    """

@@ -1,0 +1,35 @@
+"""Pipelines: declared as data, resolved against plugins and a camera, built
+as static (numpy) or differentiable (torch) callables."""
+
+from driftlab.pipeline.differentiable import DifferentiablePipeline, build_differentiable
+from driftlab.pipeline.resolve import ResolvedPipeline, ResolvedStage, resolve
+from driftlab.pipeline.spec import PipelineSpec, SpecError, StageConfig, load_pipeline_file
+from driftlab.pipeline.static import StaticPipeline, build_static
+from driftlab.pipeline.zoo import (
+    PAPER_DATA_MODELS,
+    REFERENCE_SLOTS,
+    expand_pipeline_names,
+    get_pipeline,
+    grid,
+    reference_pipeline,
+)
+
+__all__ = [
+    "PAPER_DATA_MODELS",
+    "REFERENCE_SLOTS",
+    "DifferentiablePipeline",
+    "PipelineSpec",
+    "ResolvedPipeline",
+    "ResolvedStage",
+    "SpecError",
+    "StageConfig",
+    "StaticPipeline",
+    "build_differentiable",
+    "build_static",
+    "expand_pipeline_names",
+    "get_pipeline",
+    "grid",
+    "load_pipeline_file",
+    "reference_pipeline",
+    "resolve",
+]

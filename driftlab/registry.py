@@ -1,0 +1,330 @@
+"""Plugin registry: discovers plugins and collects their declarations.
+
+Built-in plugins (:data:`BUILTIN_PLUGINS`) and third-party plugins found in
+the ``driftlab`` entry-point group are registered on one pluggy
+``PluginManager``, the only global state of driftlab. Each hook is then
+called plugin by plugin, so that one broken plugin is reported by name
+without hiding the others.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.metadata as metadata
+import traceback
+from collections.abc import Callable, Iterable
+from types import ModuleType
+from typing import Any
+
+import attrs
+import pluggy
+
+from driftlab import hookspecs
+
+__all__ = [
+    "BUILTIN_PLUGINS",
+    "KINDS",
+    "PluginError",
+    "PluginInfo",
+    "Registry",
+    "RegistryError",
+    "get_registry",
+    "suggest",
+]
+
+BUILTIN_PLUGINS: tuple[str, ...] = ("driftlab.builtin.stages", "driftlab.builtin.cameras")
+
+# kind -> (hook name, function giving a declaration's registry key)
+KINDS: dict[str, tuple[str, Callable[[Any], str]]] = {
+    "stages": ("driftlab_stages", lambda d: d.key),
+    "camera_profiles": ("driftlab_camera_profiles", lambda d: d.name),
+    "datasets": ("driftlab_datasets", lambda d: d.name),
+    "task_models": ("driftlab_task_models", lambda d: d.name),
+    "corruptions": ("driftlab_corruptions", lambda d: d.name),
+    "attacks": ("driftlab_attacks", lambda d: d.name),
+}
+
+KIND_LABELS = {
+    "stages": "stage",
+    "camera_profiles": "camera profile",
+    "datasets": "dataset",
+    "task_models": "task model",
+    "corruptions": "corruption",
+    "attacks": "attack",
+}
+
+
+class RegistryError(LookupError):
+    """A name is unknown or declared by more than one plugin."""
+
+
+def suggest(name: str, valid: Iterable[str]) -> str:
+    """Return ``" (did you mean 'x'?)"`` for the closest valid name, or ``""``."""
+    match = difflib.get_close_matches(str(name), list(valid), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+@attrs.frozen
+class PluginError:
+    """A plugin that could not be loaded or whose hook failed."""
+
+    plugin: str
+    distribution: str
+    message: str
+    detail: str = ""
+
+
+@attrs.define
+class PluginInfo:
+    """One registered plugin and what it provides."""
+
+    name: str
+    distribution: str
+    version: str
+    module: str
+    builtin: bool
+    provides: dict[str, list[str]] = attrs.field(factory=dict)
+
+
+def _make_manager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def _driftlab_version() -> str:
+    try:
+        return metadata.version("driftlab")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@attrs.define
+class Registry:
+    """Declarations collected from every plugin.
+
+    Use :func:`get_registry` for the process-wide instance, or
+    :meth:`Registry.load` to build one with extra plugins (tests).
+
+    Attributes
+    ----------
+    plugins : list of PluginInfo
+        Registered plugins, built-ins first.
+    errors : list of PluginError
+        Plugins that failed, and names declared twice.
+    """
+
+    pm: pluggy.PluginManager
+    plugins: list[PluginInfo] = attrs.field(factory=list)
+    errors: list[PluginError] = attrs.field(factory=list)
+    _items: dict[str, dict[str, Any]] = attrs.field(factory=lambda: {k: {} for k in KINDS})
+    _owners: dict[str, dict[str, str]] = attrs.field(factory=lambda: {k: {} for k in KINDS})
+    _conflicts: dict[str, dict[str, list[str]]] = attrs.field(
+        factory=lambda: {k: {} for k in KINDS}
+    )
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        entry_points: bool = True,
+        extra: Iterable[tuple[str, object]] = (),
+    ) -> Registry:
+        """Discover plugins and collect their declarations.
+
+        Parameters
+        ----------
+        entry_points : bool
+            Also load third-party plugins from the ``driftlab`` entry-point group.
+        extra : iterable of (name, plugin)
+            Additional plugin objects or module names, registered after the
+            others (used by tests and by scripts that define a plugin inline).
+
+        Returns
+        -------
+        Registry
+            Never raises for a broken plugin: failures are in :attr:`errors`.
+        """
+        registry = cls(_make_manager())
+        version = _driftlab_version()
+        for module_name in BUILTIN_PLUGINS:
+            registry._register(module_name, module_name, "driftlab", version, builtin=True)
+        if entry_points:
+            for ep in sorted(metadata.entry_points(group="driftlab"), key=lambda e: e.name):
+                dist = ep.dist.name if ep.dist is not None else "unknown"
+                dist_version = ep.dist.version if ep.dist is not None else "unknown"
+                registry._register(ep.name, ep, dist, dist_version, builtin=False)
+        for name, plugin in extra:
+            registry._register(name, plugin, "(in-process)", "", builtin=False)
+        registry._collect()
+        return registry
+
+    def _register(
+        self, name: str, target: object, dist: str, version: str, *, builtin: bool
+    ) -> None:
+        try:
+            if isinstance(target, metadata.EntryPoint):
+                plugin = target.load()
+            elif isinstance(target, str):
+                plugin = importlib.import_module(target)
+            else:
+                plugin = target
+            if self.pm.is_registered(plugin) or self.pm.get_plugin(name) is not None:
+                raise ValueError(f"plugin name {name!r} is already registered")
+            self.pm.register(plugin, name=name)
+        except Exception as exc:  # a broken plugin must not stop the others
+            self.errors.append(
+                PluginError(
+                    plugin=name,
+                    distribution=dist,
+                    message=f"failed to load: {type(exc).__name__}: {exc}",
+                    detail=traceback.format_exc(),
+                )
+            )
+            return
+        module = plugin.__name__ if isinstance(plugin, ModuleType) else type(plugin).__module__
+        self.plugins.append(PluginInfo(name, dist, version, module, builtin))
+
+    def _collect(self) -> None:
+        for info in self.plugins:
+            plugin = self.pm.get_plugin(info.name)
+            for kind, (hook_name, key_of) in KINDS.items():
+                impls = [
+                    impl
+                    for impl in getattr(self.pm.hook, hook_name).get_hookimpls()
+                    if impl.plugin is plugin
+                ]
+                for impl in impls:
+                    try:
+                        declared = list(impl.function() or [])
+                        keys = [key_of(item) for item in declared]
+                    except Exception as exc:
+                        self.errors.append(
+                            PluginError(
+                                plugin=info.name,
+                                distribution=info.distribution,
+                                message=f"hook {hook_name} raised {type(exc).__name__}: {exc}",
+                                detail=traceback.format_exc(),
+                            )
+                        )
+                        continue
+                    for key, item in zip(keys, declared):
+                        self._add(kind, key, item, info)
+
+    def _add(self, kind: str, key: str, item: object, info: PluginInfo) -> None:
+        owners = self._owners[kind]
+        if key in owners or key in self._conflicts[kind]:
+            claimants = self._conflicts[kind].setdefault(key, [owners.pop(key, None)])
+            claimants.append(info.name)
+            self._items[kind].pop(key, None)
+            self.errors.append(
+                PluginError(
+                    plugin=info.name,
+                    distribution=info.distribution,
+                    message=(
+                        f"{KIND_LABELS[kind]} {key!r} is declared by more than one plugin: "
+                        + ", ".join(repr(c) for c in claimants if c)
+                    ),
+                )
+            )
+            return
+        owners[key] = info.name
+        self._items[kind][key] = item
+        info.provides.setdefault(kind, []).append(key)
+
+    # -- lookups ---------------------------------------------------------------------------
+    def names(self, kind: str) -> list[str]:
+        """Sorted registry keys of one kind (``stages``, ``camera_profiles`` ...)."""
+        return sorted(self._items[kind])
+
+    def items(self, kind: str) -> dict[str, Any]:
+        """All declarations of one kind, by key."""
+        return dict(self._items[kind])
+
+    def owner(self, kind: str, key: str) -> str:
+        """Name of the plugin that declared ``key``."""
+        return self._owners[kind][key]
+
+    def get(self, kind: str, key: str) -> Any:
+        """Return one declaration.
+
+        Raises
+        ------
+        RegistryError
+            If ``key`` is unknown (with the closest valid name) or declared by
+            several plugins (naming them).
+        """
+        if kind not in KINDS:
+            raise RegistryError(f"unknown plugin kind {kind!r}{suggest(kind, KINDS)}")
+        if key in self._conflicts[kind]:
+            who = ", ".join(repr(c) for c in self._conflicts[kind][key] if c)
+            raise RegistryError(f"{KIND_LABELS[kind]} {key!r} is declared by several plugins: {who}")
+        try:
+            return self._items[kind][key]
+        except KeyError:
+            valid = self.names(kind)
+            raise RegistryError(
+                f"unknown {KIND_LABELS[kind]} {key!r}{suggest(key, valid)}; "
+                f"installed: {', '.join(valid) or 'none'}"
+            ) from None
+
+    # stages are looked up by slot and variant, with errors that name both
+    def slots(self) -> list[str]:
+        """Slots that at least one stage variant fills."""
+        return sorted({spec.slot for spec in self._items["stages"].values()})
+
+    def variants(self, slot: str) -> list[str]:
+        """Variant names of one slot."""
+        return sorted(s.variant for s in self._items["stages"].values() if s.slot == slot)
+
+    def stage(self, slot: str, variant: str | None = None) -> Any:
+        """Return the :class:`~driftlab.stages.base.StageSpec` of ``slot.variant``.
+
+        ``variant`` may be omitted when the slot has exactly one variant.
+
+        Raises
+        ------
+        RegistryError
+            Unknown slot or variant (with the closest valid name), or an
+            omitted variant for a slot that has several.
+        """
+        slots = self.slots()
+        if slot not in slots:
+            raise RegistryError(
+                f"unknown slot {slot!r}{suggest(slot, slots)}; slots: {', '.join(slots)}"
+            )
+        variants = self.variants(slot)
+        if variant is None:
+            if len(variants) != 1:
+                raise RegistryError(
+                    f"slot {slot!r} has several variants ({', '.join(variants)}); name one"
+                )
+            variant = variants[0]
+        if variant not in variants and f"{slot}.{variant}" not in self._conflicts["stages"]:
+            raise RegistryError(
+                f"unknown variant {variant!r} for slot {slot!r}{suggest(variant, variants)}; "
+                f"variants: {', '.join(variants)}"
+            )
+        return self.get("stages", f"{slot}.{variant}")
+
+    def camera(self, name: str) -> Any:
+        """Return the camera profile ``name`` (see :meth:`get` for errors)."""
+        return self.get("camera_profiles", name)
+
+
+_REGISTRY: Registry | None = None
+
+
+def get_registry(reload: bool = False) -> Registry:
+    """Process-wide registry of installed plugins, loaded on first use.
+
+    Parameters
+    ----------
+    reload : bool
+        Discard the cached registry and discover plugins again.
+    """
+    global _REGISTRY
+    if _REGISTRY is None or reload:
+        _REGISTRY = Registry.load()
+    return _REGISTRY
