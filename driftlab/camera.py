@@ -23,7 +23,9 @@ def _floats(shape: tuple[int, ...], field: str):
     def convert(value: object) -> tuple:
         array = np.asarray(value, dtype=np.float64)
         if array.size != int(np.prod(shape)):
-            raise ValueError(f"camera {field}: expected {int(np.prod(shape))} numbers, got {array.size}")
+            raise ValueError(
+                f"camera {field}: expected {int(np.prod(shape))} numbers, got {array.size}"
+            )
         return tuple(map(tuple, array.reshape(shape))) if len(shape) == 2 else tuple(array.ravel())
 
     return convert

@@ -237,7 +237,5 @@ class ParamSpec:
             if array.size == int(np.prod(self.shape)) and array.ndim <= 1:
                 array = array.reshape(self.shape)
             else:
-                raise ValueError(
-                    f"{where}: expected shape {self.shape}, got shape {array.shape}"
-                )
+                raise ValueError(f"{where}: expected shape {self.shape}, got shape {array.shape}")
         return array

@@ -209,7 +209,7 @@ class Registry:
                             )
                         )
                         continue
-                    for key, item in zip(keys, declared):
+                    for key, item in zip(keys, declared, strict=True):
                         self._add(kind, key, item, info)
 
     def _add(self, kind: str, key: str, item: object, info: PluginInfo) -> None:
@@ -259,7 +259,9 @@ class Registry:
             raise RegistryError(f"unknown plugin kind {kind!r}{suggest(kind, KINDS)}")
         if key in self._conflicts[kind]:
             who = ", ".join(repr(c) for c in self._conflicts[kind][key] if c)
-            raise RegistryError(f"{KIND_LABELS[kind]} {key!r} is declared by several plugins: {who}")
+            raise RegistryError(
+                f"{KIND_LABELS[kind]} {key!r} is declared by several plugins: {who}"
+            )
         try:
             return self._items[kind][key]
         except KeyError:

@@ -36,7 +36,9 @@ def _check_hw(h: int, w: int, where: str) -> None:
         )
 
 
-def validate_raw(raw: object, where: str = "raw", *, allow_out_of_range: bool = False) -> np.ndarray:
+def validate_raw(
+    raw: object, where: str = "raw", *, allow_out_of_range: bool = False
+) -> np.ndarray:
     """Check a single Bayer mosaic and return it as float64.
 
     Parameters

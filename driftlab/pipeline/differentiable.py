@@ -118,22 +118,26 @@ class DifferentiablePipeline(nn.Module):
     def to_spec(self, name: str | None = None) -> PipelineSpec:
         """Current parameter values as a :class:`PipelineSpec` (e.g. after an attack)."""
         stages = []
-        for resolved, stage in zip(self.resolved.stages, self.stages.values()):
-            params = {k: v.detach().cpu().double().numpy().tolist()
-                      for k, v in stage.param_tensors().items()}
+        for resolved, stage in zip(self.resolved.stages, self.stages.values(), strict=True):
+            params = {
+                k: v.detach().cpu().double().numpy().tolist()
+                for k, v in stage.param_tensors().items()
+            }
             stages.append(
                 StageConfig(
                     slot=resolved.spec.slot,
                     variant=resolved.spec.variant,
                     params=params,
                     domains={
-                        k: d for k, d in resolved.domains.items()
+                        k: d
+                        for k, d in resolved.domains.items()
                         if d != resolved.spec.param(k).domain
                     },
                 )
             )
-        return PipelineSpec(name=name or self.name, stages=stages,
-                            description=self.resolved.spec.description)
+        return PipelineSpec(
+            name=name or self.name, stages=stages, description=self.resolved.spec.description
+        )
 
 
 def build_differentiable(

@@ -63,7 +63,8 @@ class ResolvedPipeline:
     def forms(self) -> tuple[str, ...]:
         """Forms every stage provides (the pipeline can be built in these)."""
         return tuple(
-            form for form in ("static", "differentiable")
+            form
+            for form in ("static", "differentiable")
             if all(form in s.spec.forms for s in self.stages)
         )
 
@@ -137,8 +138,10 @@ def resolve(
             if check_domains:
                 problems = domain.problems(value)
                 if problems:
-                    source = "spec" if p.name in config.params else (
-                        f"camera {camera.name!r}" if p.camera_field else "default"
+                    source = (
+                        "spec"
+                        if p.name in config.params
+                        else (f"camera {camera.name!r}" if p.camera_field else "default")
                     )
                     raise SpecError(
                         f"{pwhere} ({p.unit}) from the {source} is outside its domain "

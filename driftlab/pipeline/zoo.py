@@ -118,7 +118,7 @@ def grid(
     out: list[PipelineSpec] = []
     seen: set[str] = set()
     for combo in itertools.product(*(choices[s] for s in slots)):
-        choice = dict(zip(slots, combo))
+        choice = dict(zip(slots, combo, strict=True))
         stages = [
             StageConfig(slot=s.slot, variant=choice[s.slot]) if s.slot in choice else s
             for s in base.stages

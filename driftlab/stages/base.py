@@ -109,7 +109,9 @@ class StageSpec:
 
     def __attrs_post_init__(self) -> None:
         if self.static is None and self.differentiable is None:
-            raise ValueError(f"stage {self.key}: declares neither a static nor a differentiable form")
+            raise ValueError(
+                f"stage {self.key}: declares neither a static nor a differentiable form"
+            )
         names = [p.name for p in self.params]
         if len(set(names)) != len(names):
             raise ValueError(f"stage {self.key}: duplicate parameter names {names}")

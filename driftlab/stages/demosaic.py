@@ -23,31 +23,40 @@ K_RB = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], dtype=np.float64) / 4
 K_G = np.array([[0, 1, 0], [1, 4, 1], [0, 1, 0]], dtype=np.float64) / 4
 
 # Malvar, He and Cutler (2004) gradient-corrected kernels, as in colour-demosaicing.
-M_G_AT_RB = np.array(
-    [[0, 0, -1, 0, 0], [0, 0, 2, 0, 0], [-1, 2, 4, 2, -1], [0, 0, 2, 0, 0], [0, 0, -1, 0, 0]],
-    dtype=np.float64,
-) / 8
-M_RB_AT_G_ROW = np.array(
-    [
-        [0, 0, 0.5, 0, 0],
-        [0, -1, 0, -1, 0],
-        [-1, 4, 5, 4, -1],
-        [0, -1, 0, -1, 0],
-        [0, 0, 0.5, 0, 0],
-    ],
-    dtype=np.float64,
-) / 8
+M_G_AT_RB = (
+    np.array(
+        [[0, 0, -1, 0, 0], [0, 0, 2, 0, 0], [-1, 2, 4, 2, -1], [0, 0, 2, 0, 0], [0, 0, -1, 0, 0]],
+        dtype=np.float64,
+    )
+    / 8
+)
+M_RB_AT_G_ROW = (
+    np.array(
+        [
+            [0, 0, 0.5, 0, 0],
+            [0, -1, 0, -1, 0],
+            [-1, 4, 5, 4, -1],
+            [0, -1, 0, -1, 0],
+            [0, 0, 0.5, 0, 0],
+        ],
+        dtype=np.float64,
+    )
+    / 8
+)
 M_RB_AT_G_COL = M_RB_AT_G_ROW.T.copy()
-M_RB_AT_BR = np.array(
-    [
-        [0, 0, -1.5, 0, 0],
-        [0, 2, 0, 2, 0],
-        [-1.5, 0, 6, 0, -1.5],
-        [0, 2, 0, 2, 0],
-        [0, 0, -1.5, 0, 0],
-    ],
-    dtype=np.float64,
-) / 8
+M_RB_AT_BR = (
+    np.array(
+        [
+            [0, 0, -1.5, 0, 0],
+            [0, 2, 0, 2, 0],
+            [-1.5, 0, 6, 0, -1.5],
+            [0, 2, 0, 2, 0],
+            [0, 0, -1.5, 0, 0],
+        ],
+        dtype=np.float64,
+    )
+    / 8
+)
 
 
 def _hwc_to_chw(x: np.ndarray) -> np.ndarray:
@@ -137,7 +146,10 @@ def malvar2004_torch(x: torch.Tensor, ctx: StageContext) -> torch.Tensor:
     shape = tuple(x.shape[-2:])
     opts = {"dtype": x.dtype, "device": x.device}
     masks = cfa_masks_torch(shape, ctx.cfa, **opts)
-    rc = {k: torch.as_tensor(v.copy(), device=x.device) for k, v in _row_col_masks(shape, ctx.cfa).items()}
+    rc = {
+        k: torch.as_tensor(v.copy(), device=x.device)
+        for k, v in _row_col_masks(shape, ctx.cfa).items()
+    }
 
     def conv(kernel: np.ndarray) -> torch.Tensor:
         return convolve2d(x, torch.as_tensor(kernel, **opts))

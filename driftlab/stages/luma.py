@@ -57,7 +57,7 @@ SIGMA = ParamSpec(
     default=0.5,
     unit="px",
     domain=Domain(0.3, 1.5),
-    doc="standard deviation of the Gaussian denoising filter (kernel half-width int(4 sigma + 0.5))",
+    doc="std of the Gaussian denoising filter (kernel half-width int(4 sigma + 0.5))",
 )
 
 
@@ -125,9 +125,7 @@ def unsharp_masking_static(
     Maria Petrou and Costas Petrou, "Image Processing: The Fundamentals",
     2nd ed., 2010, p. 357.
     """
-    return _on_luma_static(
-        x, lambda y: unsharp_mask(y, radius=float(radius), amount=float(amount))
-    )
+    return _on_luma_static(x, lambda y: unsharp_mask(y, radius=float(radius), amount=float(amount)))
 
 
 def unsharp_masking_torch(

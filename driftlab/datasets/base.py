@@ -1,0 +1,174 @@
+"""Dataset declarations: what a dataset plugin returns from ``driftlab_datasets``.
+
+A :class:`DatasetSpec` declares a raw dataset (task, classes, camera,
+intensity levels) and how to open it; opening returns a :class:`RawDataset`,
+a sequence of :class:`Sample` objects with raw mosaics normalised to [0, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from driftlab.camera import CameraParams
+
+__all__ = ["TASKS", "DatasetError", "DatasetSpec", "RawDataset", "Sample"]
+
+TASKS: tuple[str, ...] = ("classification", "segmentation")
+
+
+class DatasetError(ValueError):
+    """A dataset is missing, malformed or asked for something it does not have."""
+
+
+@attrs.frozen
+class Sample:
+    """One item of a raw dataset.
+
+    Attributes
+    ----------
+    raw : numpy.ndarray
+        ``(H, W)`` float32 Bayer mosaic in [0, 1] (stored value / white level),
+        H and W even.
+    target : int or numpy.ndarray
+        Class index into ``DatasetSpec.classes`` (classification), or an
+        ``(H, W)`` uint8 mask with 1 on the object class (segmentation).
+    meta : mapping
+        At least ``id`` (unique, stable string) and ``group`` (items sharing a
+        group, e.g. tiles of one frame, never straddle a split); loaders add
+        ``path``, ``intensity`` and what else they know.
+    """
+
+    raw: np.ndarray
+    target: int | np.ndarray
+    meta: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+class RawDataset(Sequence[Sample]):
+    """Indexable raw dataset returned by :meth:`DatasetSpec.open`.
+
+    Subclasses implement :meth:`__len__`, :meth:`load` and the index
+    properties; items are loaded lazily.
+
+    Attributes
+    ----------
+    spec : DatasetSpec
+        The declaration this dataset was opened from.
+    intensity : float
+        Light level relative to the full-intensity capture (1.0 = full).
+    """
+
+    def __init__(self, spec: DatasetSpec, intensity: float = 1.0) -> None:
+        self.spec = spec
+        self.intensity = float(intensity)
+
+    def __len__(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def load(self, index: int) -> Sample:  # pragma: no cover - abstract
+        """Read item ``index`` (0 <= index < len)."""
+        raise NotImplementedError
+
+    @property
+    def ids(self) -> list[str]:  # pragma: no cover - abstract
+        """Stable identifier of every item, in index order."""
+        raise NotImplementedError
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        """``(N,)`` int64 class index per item for classification, else None."""
+        return None
+
+    @property
+    def groups(self) -> list[str]:
+        """Split group of every item; by default each item is its own group."""
+        return list(self.ids)
+
+    def __getitem__(self, index: int) -> Sample:  # type: ignore[override]
+        if not isinstance(index, (int, np.integer)):
+            raise TypeError(f"dataset index must be an int, got {type(index).__name__}")
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for {self.spec.name} with {n} items")
+        return self.load(int(index) % n)
+
+
+def _check_task(instance: object, attribute: attrs.Attribute, value: str) -> None:
+    if value not in TASKS:
+        raise ValueError(f"dataset task must be one of {TASKS}, got {value!r}")
+
+
+@attrs.frozen
+class DatasetSpec:
+    """Declaration of a raw dataset.
+
+    Parameters
+    ----------
+    name : str
+        Registry name (``raw-microscopy`` ...).
+    task : {"classification", "segmentation"}
+        What targets mean.
+    description : str
+        One line for ``driftlab data list``.
+    classes : tuple of str
+        Class names (classification) or ``("background", "car")`` style
+        names (segmentation).
+    camera : CameraParams
+        Camera the raw data was captured (or simulated) with.
+    opener : callable
+        ``opener(spec, data_root, intensity, **options) -> RawDataset``.
+    intensities : tuple of float
+        Light levels available as real captures (1.0 = full); other levels
+        are simulated.
+    needs_data_root : bool
+        Whether a local copy of files is required (``--data-root``).
+    checker : callable or None
+        ``checker(spec, data_root) -> list of problem strings`` used by
+        ``driftlab data check``.
+    reference : str
+        Source of the data (paper, DOI).
+    """
+
+    name: str
+    task: str = attrs.field(validator=_check_task)
+    description: str
+    classes: tuple[str, ...] = attrs.field(converter=tuple)
+    camera: CameraParams
+    opener: Callable[..., RawDataset] = attrs.field(eq=False)
+    intensities: tuple[float, ...] = attrs.field(default=(1.0,), converter=tuple)
+    needs_data_root: bool = True
+    checker: Callable[[DatasetSpec, Path], list[str]] | None = attrs.field(default=None, eq=False)
+    reference: str = ""
+
+    def open(
+        self, data_root: str | Path | None = None, *, intensity: float = 1.0, **options: Any
+    ) -> RawDataset:
+        """Open the dataset.
+
+        Parameters
+        ----------
+        data_root : str or Path, optional
+            Local copy of the files; required when :attr:`needs_data_root`.
+        intensity : float
+            Light level in (0, 1]; real captures when listed in
+            :attr:`intensities`, simulated otherwise.
+        **options
+            Loader-specific options (crop size, ``skip_bad`` ...).
+
+        Raises
+        ------
+        DatasetError
+            Missing data root, intensity outside (0, 1], or loader errors.
+        """
+        if not 0.0 < float(intensity) <= 1.0:
+            raise DatasetError(f"{self.name}: intensity must lie in (0, 1], got {intensity}")
+        if self.needs_data_root and data_root is None:
+            raise DatasetError(
+                f"{self.name}: needs a local copy of its files (--data-root); {self.reference}"
+            )
+        root = Path(data_root) if data_root is not None else None
+        return self.opener(self, root, float(intensity), **options)

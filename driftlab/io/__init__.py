@@ -1,0 +1,1 @@
+"""Reading raw frames and writing views."""
