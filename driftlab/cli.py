@@ -1,0 +1,332 @@
+"""The ``driftlab`` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from driftlab import __version__
+from driftlab.cfa import CFA_PATTERNS
+
+__all__ = ["main"]
+
+
+def _registry():
+    from driftlab.registry import get_registry
+
+    return get_registry()
+
+
+def _parse_floats(value: str | None, option: str) -> list[float] | None:
+    if value is None:
+        return None
+    try:
+        return [float(v) for v in value.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise click.BadParameter(
+            f"expected comma-separated numbers, got {value!r}", param_hint=option
+        ) from None
+
+
+def _parse_shape(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    parts = value.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise click.BadParameter(
+            f"expected HEIGHTxWIDTH in pixels such as 1080x1920, got {value!r}",
+            param_hint="--shape",
+        )
+    return int(parts[0]), int(parts[1])
+
+
+def _echo_table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> None:
+    cells = [[str(c) for c in header], *[[str(c) for c in r] for r in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    for n, row in enumerate(cells):
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        if n == 0:
+            click.echo("  ".join("-" * w for w in widths))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="driftlab")
+def main() -> None:
+    """driftlab: test ML models against camera hardware drift.
+
+    Raw sensor data is rendered through explicit ISP pipelines (static and
+    differentiable) so that a model can be trained under one camera
+    processing and tested under others (Oala et al., TMLR 2023).
+    """
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--strict", is_flag=True, help="Exit with status 1 if any plugin failed.")
+def plugins(as_json: bool, strict: bool) -> None:
+    """List installed plugins, where they come from and what they provide."""
+    registry = _registry()
+    if as_json:
+        data = {
+            "plugins": [
+                {
+                    "name": p.name,
+                    "distribution": p.distribution,
+                    "version": p.version,
+                    "module": p.module,
+                    "builtin": p.builtin,
+                    "provides": p.provides,
+                }
+                for p in registry.plugins
+            ],
+            "errors": [
+                {"plugin": e.plugin, "distribution": e.distribution, "message": e.message}
+                for e in registry.errors
+            ],
+        }
+        click.echo(json.dumps(data, indent=2))
+    else:
+        rows = []
+        for p in registry.plugins:
+            provides = "; ".join(f"{kind}: {', '.join(keys)}" for kind, keys in p.provides.items())
+            rows.append((p.name, p.distribution, p.version, provides or "-"))
+        _echo_table(rows, ("plugin", "distribution", "version", "provides"))
+        for e in registry.errors:
+            click.echo(f"ERROR {e.plugin} ({e.distribution}): {e.message}")
+    if strict and registry.errors:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def stages(as_json: bool) -> None:
+    """List stage variants with their forms and parameter domains."""
+    registry = _registry()
+    items = registry.items("stages")
+    if as_json:
+        data = [
+            {
+                "key": key,
+                "slot": s.slot,
+                "variant": s.variant,
+                "plugin": registry.owner("stages", key),
+                "forms": list(s.forms),
+                "input": s.input_kind,
+                "output": s.output_kind,
+                "doc": s.doc,
+                "reference": s.reference,
+                "params": [
+                    {
+                        "name": p.name,
+                        "shape": list(p.shape),
+                        "default": json.loads(json.dumps(p.default)),
+                        "unit": p.unit,
+                        "domain": p.domain.describe(),
+                        "doc": p.doc,
+                    }
+                    for p in s.params
+                ],
+            }
+            for key, s in sorted(items.items())
+        ]
+        click.echo(json.dumps(data, indent=2))
+        return
+    rows = []
+    for key, s in sorted(items.items()):
+        params = "; ".join(f"{p.name} {p.domain.describe(p.unit)}" for p in s.params) or "-"
+        rows.append((key, "+".join(s.forms), registry.owner("stages", key), params))
+    _echo_table(rows, ("stage", "forms", "plugin", "parameters (domain, unit)"))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--show", "show", metavar="NAME", help="Print one pipeline's spec as TOML.")
+def pipelines(as_json: bool, show: str | None) -> None:
+    """List the named data models (the paper's twelve) and their stages."""
+    from driftlab.pipeline import PAPER_DATA_MODELS, SpecError, get_pipeline
+
+    if show is not None:
+        try:
+            spec = get_pipeline(show)
+        except SpecError as exc:
+            raise click.ClickException(str(exc)) from None
+        if as_json:
+            click.echo(json.dumps(spec.to_dict(), indent=2))
+        else:
+            import tomli_w
+
+            click.echo(tomli_w.dumps(spec.to_dict()), nl=False)
+        return
+    if as_json:
+        click.echo(json.dumps([s.to_dict() for s in PAPER_DATA_MODELS.values()], indent=2))
+        return
+    rows = [
+        (name, " -> ".join(f"{c.slot}.{c.variant}" if c.variant else c.slot for c in s.stages))
+        for name, s in PAPER_DATA_MODELS.items()
+    ]
+    _echo_table(rows, ("name", "stages"))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the random test inputs.")
+def verify(as_json: bool, seed: int) -> None:
+    """Check every stage with both forms: static == differentiable and gradcheck.
+
+    Exits with status 1 when any stage fails. Plugin authors run this on
+    their own stages.
+    """
+    from driftlab.verify import verify_registry
+
+    checks = verify_registry(_registry(), seed=seed)
+    if as_json:
+        data = [
+            {
+                "stage": c.key,
+                "plugin": c.plugin,
+                "max_abs_diff": c.max_abs_diff,
+                "tolerance": c.tolerance,
+                "cases": c.cases,
+                "gradcheck": c.gradcheck,
+                "passed": c.passed,
+                "error": c.error,
+            }
+            for c in checks
+        ]
+        click.echo(json.dumps(data, indent=2))
+    else:
+        rows = [
+            (
+                c.key,
+                c.plugin,
+                f"{c.max_abs_diff:.2e}",
+                f"{c.tolerance:.0e}",
+                c.cases,
+                "ok" if c.gradcheck else "FAIL",
+                "PASS" if c.passed else "FAIL",
+            )
+            for c in checks
+        ]
+        _echo_table(
+            rows,
+            ("stage", "plugin", "max|static-diff|", "tolerance", "cases", "gradcheck", "result"),
+        )
+        for c in checks:
+            if c.error:
+                click.echo(f"{c.key}: {c.error}")
+        failed = sum(not c.passed for c in checks)
+        click.echo(f"{len(checks) - failed} passed, {failed} failed")
+    if any(not c.passed for c in checks):
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("raw", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--pipelines",
+    "selection",
+    default="all",
+    show_default=True,
+    help="'all', names such as 'bi,s,me,ma,u,ga', or pipeline TOML files (comma-separated).",
+)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--shape", help="HEIGHTxWIDTH of a headerless .raw file, e.g. 1080x1920.")
+@click.option("--bits", type=click.IntRange(1, 16), help="Bit depth of the stored samples.")
+@click.option(
+    "--cfa",
+    type=click.Choice(CFA_PATTERNS, case_sensitive=False),
+    help="CFA pattern (overrides file metadata and profile).",
+)
+@click.option("--camera", "profile", help="Named camera profile (see 'driftlab plugins').")
+@click.option("--white-balance", help="R,G,B gains, e.g. 1.816,1,1.25.")
+@click.option("--black-level", help="One value or four (per CFA site), fraction of white level.")
+@click.option("--color-matrix", help="Nine numbers, row-major 3x3.")
+@click.option(
+    "--form",
+    type=click.Choice(["static", "differentiable"]),
+    default="static",
+    show_default=True,
+    help="Render with the numpy or the torch implementation.",
+)
+@click.option("--device", default="auto", show_default=True, help="Torch device: auto, cpu, cuda.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=min(4, os.cpu_count() or 1),
+    show_default=True,
+    help="Processes for static rendering.",
+)
+def render(
+    raw: Path,
+    selection: str,
+    out_dir: Path,
+    shape: str | None,
+    bits: int | None,
+    cfa: str | None,
+    profile: str | None,
+    white_balance: str | None,
+    black_level: str | None,
+    color_matrix: str | None,
+    form: str,
+    device: str,
+    workers: int,
+) -> None:
+    """Render one RAW file through pipelines; write NAME.png per pipeline and a contact sheet.
+
+    RAW may be .npy, a 16-bit TIFF, a DNG or other camera raw file (metadata
+    supplies black level, white balance and colour matrix), or a headerless
+    .raw file with --shape, --bits and --cfa.
+    """
+    from driftlab.io.raw import RawReadError, read_raw
+    from driftlab.pipeline import SpecError, expand_pipeline_names
+    from driftlab.registry import RegistryError
+    from driftlab.render import camera_for_frame, render_frame
+
+    geometry = _parse_shape(shape)
+    try:
+        frame = read_raw(raw, shape=geometry, bits=bits)
+        camera_profile = _registry().camera(profile) if profile else None
+        camera = camera_for_frame(
+            frame,
+            camera_profile,
+            cfa=cfa,
+            bits=bits,
+            white_balance=_parse_floats(white_balance, "--white-balance"),
+            black_level=_parse_floats(black_level, "--black-level"),
+            color_matrix=_parse_floats(color_matrix, "--color-matrix"),
+        )
+        specs = expand_pipeline_names(selection)
+        result = render_frame(
+            frame.raw,
+            camera,
+            specs,
+            out_dir,
+            form=form,
+            device=_resolve_device(device),
+            workers=workers,
+            title=f"{raw.name} ({camera.cfa}, {camera.bit_depth}-bit)",
+        )
+    except (RawReadError, SpecError, RegistryError, ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for name, path in result.views.items():
+        click.echo(f"{name}: {path}")
+    click.echo(f"contact sheet: {result.contact_sheet}")
+
+
+def _resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise click.BadParameter("CUDA was requested but is not available", param_hint="--device")
+    return device
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
