@@ -172,6 +172,10 @@ class Registry:
                 plugin = target
             if self.pm.is_registered(plugin) or self.pm.get_plugin(name) is not None:
                 raise ValueError(f"plugin name {name!r} is already registered")
+            known = [n for n in dir(hookspecs) if n.startswith("driftlab_")]
+            for attr in dir(plugin):
+                if attr.startswith("driftlab_") and attr not in known:
+                    raise ValueError(f"unknown hook {attr!r}{suggest(attr, known)}")
             self.pm.register(plugin, name=name)
         except Exception as exc:  # a broken plugin must not stop the others
             self.errors.append(

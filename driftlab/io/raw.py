@@ -4,9 +4,10 @@ Supported formats
 -----------------
 ``.npy``
     2-D array; integers are divided by the white level, floats must already
-    lie in [0, 1].
+    lie in [0, 1] (or on the integer scale, with ``float_scale``).
 ``.tif`` / ``.tiff``
-    2-D integer image read with tifffile (16-bit in the Zenodo datasets).
+    2-D integer image read with tifffile (16-bit in the Zenodo datasets), or
+    a float image (PIL mode ``F``) as for ``.npy``.
 ``.raw`` (or any name with ``shape`` given)
     Headerless little-endian samples; needs ``shape`` and ``bits``
     (``uint16`` above 8 bits, ``uint8`` otherwise).
@@ -25,7 +26,13 @@ import numpy as np
 from driftlab.camera import CameraParams
 from driftlab.cfa import check_cfa
 
-__all__ = ["CAMERA_RAW_SUFFIXES", "RawFrame", "RawReadError", "read_raw"]
+__all__ = [
+    "CAMERA_RAW_SUFFIXES",
+    "RawFrame",
+    "RawReadError",
+    "read_camera_metadata",
+    "read_raw",
+]
 
 CAMERA_RAW_SUFFIXES = (
     ".dng", ".nef", ".nrw", ".cr2", ".cr3", ".arw", ".srf", ".sr2", ".orf", ".rw2",
@@ -84,22 +91,41 @@ def _check_2d(array: np.ndarray, path: Path) -> None:
         )
 
 
-def _from_array(array: np.ndarray, path: Path, bits: int | None) -> RawFrame:
+def _from_float(array: np.ndarray, path: Path, float_scale: float | None) -> RawFrame:
+    if not np.all(np.isfinite(array)):
+        raise RawReadError(f"{path}: contains NaN or Inf values")
+    if float_scale is not None:
+        if array.size and (array.min() < 0 or array.max() > float_scale):
+            raise RawReadError(
+                f"{path}: floating-point samples must lie in [0, {float_scale:g}] (the declared "
+                f"full scale), got [{array.min():.6g}, {array.max():.6g}]"
+            )
+        return RawFrame((array / np.float64(float_scale)).astype(np.float32), None, None, path)
+    if array.size and (array.min() < 0 or array.max() > 1):
+        raise RawReadError(
+            f"{path}: floating-point raw must already be normalised to [0, 1], got "
+            f"[{array.min():.4g}, {array.max():.4g}]"
+        )
+    return RawFrame(array.astype(np.float32), None, None, path)
+
+
+def _from_array(
+    array: np.ndarray, path: Path, bits: int | None, float_scale: float | None = None
+) -> RawFrame:
     _check_2d(array, path)
     if np.issubdtype(array.dtype, np.floating):
-        if not np.all(np.isfinite(array)):
-            raise RawReadError(f"{path}: contains NaN or Inf values")
-        if array.size and (array.min() < 0 or array.max() > 1):
-            raise RawReadError(
-                f"{path}: floating-point raw must already be normalised to [0, 1], got "
-                f"[{array.min():.4g}, {array.max():.4g}]"
-            )
-        return RawFrame(array.astype(np.float32), None, None, path)
+        return _from_float(array, path, float_scale)
     if not np.issubdtype(array.dtype, np.integer):
         raise RawReadError(f"{path}: expected integer or float samples, got dtype {array.dtype}")
     if np.issubdtype(array.dtype, np.signedinteger) and array.size and array.min() < 0:
         raise RawReadError(f"{path}: negative raw sample values")
-    depth = bits if bits is not None else array.dtype.itemsize * 8
+    width = array.dtype.itemsize * 8
+    if bits is not None and width < bits:
+        raise RawReadError(
+            f"{path}: stores {width}-bit samples ({array.dtype}) but {bits}-bit data was "
+            "declared; wrong bit depth"
+        )
+    depth = bits if bits is not None else width
     white = 2**depth - 1
     hint = f"for {depth}-bit data" + ("" if bits is not None else f" (from dtype {array.dtype})")
     return RawFrame(_normalise(array, white, path, hint), None, white, path)
@@ -130,7 +156,7 @@ def _cfa_from_rawpy(raw) -> str:
     return "".join(desc[int(i)] for i in pattern.ravel()).upper()
 
 
-def _read_camera_raw(path: Path) -> RawFrame:
+def _open_camera_raw(path: Path):
     import rawpy  # imported lazily: LibRaw is only needed for camera raw files
 
     try:
@@ -139,35 +165,83 @@ def _read_camera_raw(path: Path) -> RawFrame:
         raise RawReadError(
             f"{path}: cannot be read as camera raw ({type(exc).__name__}: {exc})"
         ) from exc
-    with handle as raw:
-        if raw.raw_type != rawpy.RawType.Flat or raw.num_colors != 3:
-            raise RawReadError(f"{path}: not a single-plane 3-colour Bayer raw")
-        visible = np.array(raw.raw_image_visible)
-        cfa = check_cfa(_cfa_from_rawpy(raw), f"{path} CFA pattern")
-        white = int(raw.white_level)
-        pattern = np.asarray(raw.raw_pattern)
-        per_channel = np.asarray(raw.black_level_per_channel, dtype=np.float64)
-        black = [per_channel[int(i)] / white for i in pattern.ravel()]
-        wb = np.asarray(raw.camera_whitebalance, dtype=np.float64)[:3]
-        if not np.all(wb > 0):
-            wb = np.ones(3)
-        wb = wb / wb[1]
-        matrix = np.asarray(raw.color_matrix, dtype=np.float64)[:, :3]
-        if not np.any(matrix) or not np.all(np.isfinite(matrix)):
-            matrix = np.eye(3)
-    bits = max(1, int(np.ceil(np.log2(white + 1))))
-    _check_2d(visible, path)
-    camera = CameraParams(
+    if handle.raw_type != rawpy.RawType.Flat or handle.num_colors != 3:
+        handle.close()
+        raise RawReadError(f"{path}: not a single-plane 3-colour Bayer raw")
+    return handle
+
+
+def _camera_from_rawpy(raw, path: Path) -> CameraParams:
+    cfa = check_cfa(_cfa_from_rawpy(raw), f"{path} CFA pattern")
+    white = int(raw.white_level)
+    pattern = np.asarray(raw.raw_pattern)
+    per_channel = np.asarray(raw.black_level_per_channel, dtype=np.float64)
+    black = [per_channel[int(i)] / white for i in pattern.ravel()]
+    wb = np.asarray(raw.camera_whitebalance, dtype=np.float64)[:3]
+    if not np.all(wb > 0):
+        wb = np.ones(3)
+    wb = wb / wb[1]
+    matrix = np.asarray(raw.color_matrix, dtype=np.float64)[:, :3]
+    if not np.any(matrix) or not np.all(np.isfinite(matrix)):
+        matrix = np.eye(3)
+    return CameraParams(
         name=f"file:{path.name}",
         cfa=cfa,
-        bit_depth=bits,
+        bit_depth=max(1, int(np.ceil(np.log2(white + 1)))),
         white_level=white,
         black_level=black,
         white_balance=wb,
         color_matrix=matrix,
         description=f"read from the metadata of {path.name}",
     )
+
+
+def _read_camera_raw(path: Path) -> RawFrame:
+    with _open_camera_raw(path) as raw:
+        camera = _camera_from_rawpy(raw, path)
+        try:
+            visible = np.array(raw.raw_image_visible)
+        except Exception as exc:  # LibRaw fails while unpacking truncated pixel data
+            raise RawReadError(
+                f"{path}: corrupt or truncated camera raw data ({type(exc).__name__}: {exc})"
+            ) from exc
+    _check_2d(visible, path)
+    white = camera.saturation
     return RawFrame(_normalise(visible, white, path, "(file's white level)"), camera, white, path)
+
+
+def read_camera_metadata(path: str | Path) -> CameraParams:
+    """Camera parameters from a camera raw file's metadata, without decoding pixels.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A camera raw file (``.dng``, ``.nef`` ...), read with rawpy (LibRaw).
+
+    Returns
+    -------
+    CameraParams
+        CFA pattern, bit depth and white level, black level per CFA site as
+        a fraction of the white level, as-shot white-balance gains
+        normalised to green (``1 / AsShotNeutral`` for DNG), and LibRaw's
+        camera-RGB to sRGB matrix (derived from ``ColorMatrix1`` for DNG);
+        unit gains and an identity matrix when the file has none.
+
+    Raises
+    ------
+    RawReadError
+        Missing file, a suffix that is not a camera raw format, a file
+        LibRaw cannot open, or a layout other than a 2x2 Bayer CFA.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RawReadError(f"{path}: no such file")
+    if path.suffix.lower() not in CAMERA_RAW_SUFFIXES:
+        raise RawReadError(
+            f"{path}: not a camera raw file (expected one of {', '.join(CAMERA_RAW_SUFFIXES)})"
+        )
+    with _open_camera_raw(path) as raw:
+        return _camera_from_rawpy(raw, path)
 
 
 def read_raw(
@@ -175,6 +249,7 @@ def read_raw(
     *,
     shape: tuple[int, int] | None = None,
     bits: int | None = None,
+    float_scale: float | None = None,
 ) -> RawFrame:
     """Read one raw frame and normalise it to [0, 1].
 
@@ -186,7 +261,13 @@ def read_raw(
         ``(H, W)`` of a headerless file (required for ``.raw``).
     bits : int, optional
         Bit depth of stored integers; required for headerless files,
-        optional elsewhere (defaults to the dtype's width).
+        optional elsewhere (defaults to the dtype's width). A file whose
+        integer type is narrower than ``bits`` is rejected.
+    float_scale : float, optional
+        Full-scale value of floating-point ``.npy``/TIFF samples stored on
+        the integer scale (e.g. ``65535`` for float TIFFs holding 16-bit
+        values, as PIL writes mode ``F``); samples are divided by it. By
+        default floating-point samples must already lie in [0, 1].
 
     Returns
     -------
@@ -196,13 +277,16 @@ def read_raw(
     ------
     RawReadError
         Missing, truncated or corrupt file; wrong size for the declared
-        geometry; values above the white level; not a 2-D even-sized mosaic.
+        geometry; values above the white level (or ``float_scale``); an
+        integer type narrower than ``bits``; not a 2-D even-sized mosaic.
     """
     path = Path(path)
     if not path.is_file():
         raise RawReadError(f"{path}: no such file")
     if bits is not None and not 1 <= bits <= 16:
         raise RawReadError(f"{path}: --bits must be between 1 and 16, got {bits}")
+    if float_scale is not None and not (np.isfinite(float_scale) and float_scale > 0):
+        raise RawReadError(f"{path}: float_scale must be a positive number, got {float_scale}")
     suffix = path.suffix.lower()
     if suffix == ".raw" or (shape is not None and suffix not in (".npy", *TIFF_SUFFIXES)):
         if shape is None or bits is None:
@@ -215,7 +299,7 @@ def read_raw(
             array = np.load(path, allow_pickle=False)
         except Exception as exc:
             raise RawReadError(f"{path}: not a readable .npy file ({exc})") from exc
-        return _from_array(array, path, bits)
+        return _from_array(array, path, bits, float_scale)
     if suffix in TIFF_SUFFIXES:
         import tifffile
 
@@ -225,7 +309,10 @@ def read_raw(
             raise RawReadError(
                 f"{path}: corrupt or truncated TIFF ({type(exc).__name__}: {exc})"
             ) from exc
-        return _from_array(np.asarray(array), path, bits)
+        array = np.asarray(array)
+        if array.size == 0:
+            raise RawReadError(f"{path}: corrupt or truncated TIFF (no image data)")
+        return _from_array(array, path, bits, float_scale)
     if suffix in CAMERA_RAW_SUFFIXES:
         return _read_camera_raw(path)
     raise RawReadError(

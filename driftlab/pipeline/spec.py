@@ -65,6 +65,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _convert_domains(value: Mapping[str, Any]) -> dict[str, Domain]:
+    return {k: parse_domain(v, f"domains.{k}") for k, v in dict(value).items()}
+
+
 @attrs.frozen
 class StageConfig:
     """One stage of a declared pipeline.
@@ -85,7 +89,7 @@ class StageConfig:
     slot: str
     variant: str | None = None
     params: Mapping[str, Any] = attrs.field(factory=dict, converter=dict)
-    domains: Mapping[str, Domain] = attrs.field(factory=dict, converter=dict)
+    domains: Mapping[str, Domain] = attrs.field(factory=dict, converter=_convert_domains)
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> StageConfig:

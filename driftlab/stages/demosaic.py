@@ -3,6 +3,13 @@
 Static forms call colour-demosaicing (Colour Developers). Its filters use
 :func:`scipy.ndimage.convolve` with the default ``reflect`` border, which the
 differentiable forms reproduce with :func:`driftlab.stages._filters.convolve2d`.
+
+Border rule. ``reflect`` duplicates the outermost row and column, which
+flips the CFA phase there: bilinear interpolation on the outermost rows and
+columns then counts a same-colour sample twice (a measured corner sample of a
+flat field comes out 2.25 times too bright). driftlab keeps this rule in both
+forms because it is what the paper's data models (rendered with
+colour-demosaicing) did; crop one pixel if the border matters to a task.
 """
 
 from __future__ import annotations
