@@ -57,14 +57,25 @@ class RawDataset(Sequence[Sample]):
     Attributes
     ----------
     spec : DatasetSpec
-        The declaration this dataset was opened from.
+        The declaration this dataset was opened from (loaders whose classes
+        or camera are only known once the files are read return a copy with
+        those fields filled in).
     intensity : float
         Light level relative to the full-intensity capture (1.0 = full).
+    skipped : list of str
+        One message per file or label entry left out when the dataset was
+        opened with ``skip_bad=True`` (each names the path and the reason);
+        empty otherwise.
+    notes : list of str
+        Entries left out by design (rare classes, unlabelled files ...);
+        informative, never an error.
     """
 
     def __init__(self, spec: DatasetSpec, intensity: float = 1.0) -> None:
         self.spec = spec
         self.intensity = float(intensity)
+        self.skipped: list[str] = []
+        self.notes: list[str] = []
 
     def __len__(self) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -131,6 +142,13 @@ class DatasetSpec:
         ``driftlab data check``.
     reference : str
         Source of the data (paper, DOI).
+    options : mapping of str to str
+        Loader-specific keyword options accepted by :meth:`open`, each with
+        a one-line description (shown by ``driftlab data list``).
+    n_items : int or None
+        Number of items at full intensity in the published copy, if fixed.
+    image_shape : tuple of int or None
+        ``(H, W)`` of every raw item in the published copy, if fixed.
     """
 
     name: str
@@ -143,6 +161,11 @@ class DatasetSpec:
     needs_data_root: bool = True
     checker: Callable[[DatasetSpec, Path], list[str]] | None = attrs.field(default=None, eq=False)
     reference: str = ""
+    options: dict[str, str] = attrs.field(factory=dict, converter=dict)
+    n_items: int | None = None
+    image_shape: tuple[int, int] | None = attrs.field(
+        default=None, converter=attrs.converters.optional(tuple)
+    )
 
     def open(
         self, data_root: str | Path | None = None, *, intensity: float = 1.0, **options: Any
