@@ -84,10 +84,19 @@ def driftlab_task_models() -> list[Any]:
 
     Returns
     -------
-    list
-        Task-model declarations (attrs instances with a unique ``name``):
-        the task they solve and a factory building an ``nn.Module`` that
-        consumes views ``(B, 3, H, W)``.
+    list of driftlab.models.TaskModelSpec
+        Identified by ``name``: the task (``classification`` or
+        ``segmentation``) and a factory ``factory(num_classes, in_channels=3,
+        **options) -> nn.Module`` mapping views ``(B, 3, H, W)`` to logits
+        ``(B, num_classes)`` or ``(B, C, H, W)``. Trained weights are loaded
+        with ``driftlab.models.load_task_model``.
+
+    Example
+    -------
+    >>> @hookimpl
+    ... def driftlab_task_models():
+    ...     return [TaskModelSpec(name="my-net", task="classification", doc="...",
+    ...                           factory=lambda num_classes, in_channels=3: MyNet(...))]
     """
 
 
@@ -97,9 +106,19 @@ def driftlab_corruptions() -> list[Any]:
 
     Returns
     -------
-    list
-        Corruption declarations (attrs instances with a unique ``name``): a
-        function applying the corruption to a view at severity 1..5.
+    list of driftlab.corruptions.CorruptionSpec
+        Identified by ``name``: a family (``noise``, ``blur``, ``weather``,
+        ``digital`` ...), the accepted severities (within 1..5) and a function
+        ``function(view, severity, seed)`` taking a ``(3, H, W)`` float32 view
+        in [0, 1] and returning the same shape in [0, 1], reproducibly for a
+        seed. Applied with ``driftlab.corruptions.apply_corruption``.
+
+    Example
+    -------
+    >>> @hookimpl
+    ... def driftlab_corruptions():
+    ...     return [CorruptionSpec(name="vignette", family="digital", doc="...",
+    ...                            function=vignette)]
     """
 
 

@@ -1,0 +1,44 @@
+"""Task models (``Phi_task``): declarations, built-in architectures and loading.
+
+Declarations (:class:`TaskModelSpec`) come from plugins through the
+``driftlab_task_models`` hook; the built-in plugin
+:mod:`driftlab.builtin.models` registers :data:`BUILTIN_TASK_MODELS`: the
+paper's ``resnet18`` and ``unetpp-resnet`` and the CPU-sized ``small-cnn`` and
+``small-unet``. A user's trained model is plugged in with
+:func:`load_task_model` (architecture + state dict, TorchScript, or
+``torch.export``).
+"""
+
+from driftlab.models.base import TASKS, TaskModelError, TaskModelSpec
+from driftlab.models.device import DeviceError, resolve_device
+from driftlab.models.formats import MODEL_FORMATS, WeightsError, detect_model_format
+from driftlab.models.loading import ExportedProgramModule, get_task_model, load_task_model
+from driftlab.models.reference import RESNET18, UNETPP_RESNET
+from driftlab.models.small import SMALL_CNN, SMALL_UNET, SmallCNN, SmallUNet
+from driftlab.models.weights import load_weights, read_state_dict, save_weights
+
+BUILTIN_TASK_MODELS: tuple[TaskModelSpec, ...] = (RESNET18, UNETPP_RESNET, SMALL_CNN, SMALL_UNET)
+
+__all__ = [
+    "BUILTIN_TASK_MODELS",
+    "MODEL_FORMATS",
+    "RESNET18",
+    "SMALL_CNN",
+    "SMALL_UNET",
+    "TASKS",
+    "UNETPP_RESNET",
+    "DeviceError",
+    "ExportedProgramModule",
+    "SmallCNN",
+    "SmallUNet",
+    "TaskModelError",
+    "TaskModelSpec",
+    "WeightsError",
+    "detect_model_format",
+    "get_task_model",
+    "load_task_model",
+    "load_weights",
+    "read_state_dict",
+    "resolve_device",
+    "save_weights",
+]
