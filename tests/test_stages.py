@@ -69,10 +69,11 @@ def test_symmetric_padding_matches_numpy_even_when_wider_than_image():
 
 
 @pytest.mark.parametrize("cfa", CFA_PATTERNS)
-def test_differentiable_bilinear_matches_colour_demosaicing(cfa):
+def test_differentiable_bilinear_matches_colour_demosaicing_on_padded_mosaic(cfa):
     rng = np.random.default_rng(1)
     mosaic = rng.random((12, 18))
-    expected = np.moveaxis(demosaicing_CFA_Bayer_bilinear(mosaic, cfa), -1, 0)
+    padded = np.pad(mosaic, 2, mode="reflect")
+    expected = np.moveaxis(demosaicing_CFA_Bayer_bilinear(padded, cfa), -1, 0)[:, 2:-2, 2:-2]
     stage = get_registry().stage("demosaic", "bilinear")
     got = stage.differentiable(torch.as_tensor(mosaic[None, None]), StageContext(cfa=cfa))
     np.testing.assert_allclose(got[0].numpy(), expected, atol=1e-12)
@@ -83,27 +84,34 @@ def test_demosaic_keeps_measured_samples_and_flat_fields(variant):
     stage = get_registry().stage("demosaic", variant)
     flat = np.full((16, 16), 0.4)
     out = stage.static(flat, StageContext(cfa="GRBG"))
-    # colour-demosaicing's reflect borders halve some bilinear estimates at the edge
-    np.testing.assert_allclose(out[:, 2:-2, 2:-2], 0.4, atol=1e-9)
+    np.testing.assert_allclose(out, 0.4, atol=1e-9)  # borders included
     rng = np.random.default_rng(2)
     mosaic = rng.random((16, 16))
     out = stage.static(mosaic, StageContext(cfa="GRBG"))
     masks = cfa_masks(mosaic.shape, "GRBG")
-    inner = np.zeros_like(masks[0])
-    inner[1:-1, 1:-1] = True
     if variant != "menon2007":  # Menon's refining step also revises measured samples
         for c in range(3):
-            keep = masks[c] & inner if variant == "bilinear" else masks[c]
-            np.testing.assert_allclose(out[c][keep], mosaic[keep], atol=1e-12)
+            np.testing.assert_allclose(out[c][masks[c]], mosaic[masks[c]], atol=1e-12)
 
 
-def test_bilinear_border_rule_is_colour_demosaicings():
-    # scipy's "reflect" border mirrors the CFA phase, so colour-demosaicing's bilinear
-    # adds a mirrored same-colour sample at the outermost rows/columns; both forms keep
-    # that rule (documented in driftlab.stages.demosaic) so that they stay equivalent.
-    stage = get_registry().stage("demosaic", "bilinear")
-    out = stage.static(np.full((8, 8), 0.4), StageContext(cfa="RGGB"))
-    assert out[0, 0, 0] == pytest.approx(0.4 * 2.25)
+@pytest.mark.parametrize("variant", ["bilinear", "malvar2004", "menon2007"])
+def test_demosaic_interior_equals_colour_demosaicing(variant):
+    # the phase-preserving border padding only changes the outermost pixels
+    from colour_demosaicing import (
+        demosaicing_CFA_Bayer_bilinear,
+        demosaicing_CFA_Bayer_Malvar2004,
+        demosaicing_CFA_Bayer_Menon2007,
+    )
+
+    library = {
+        "bilinear": demosaicing_CFA_Bayer_bilinear,
+        "malvar2004": demosaicing_CFA_Bayer_Malvar2004,
+        "menon2007": demosaicing_CFA_Bayer_Menon2007,
+    }[variant]
+    mosaic = np.random.default_rng(4).random((40, 48))
+    ours = get_registry().stage("demosaic", variant).static(mosaic, StageContext(cfa="BGGR"))
+    theirs = np.moveaxis(library(mosaic, "BGGR"), -1, 0)
+    np.testing.assert_allclose(ours[:, 8:-8, 8:-8], theirs[:, 8:-8, 8:-8], atol=1e-12)
 
 
 def test_black_level_subtracts_per_site():

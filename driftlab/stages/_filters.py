@@ -25,13 +25,17 @@ YUV_FROM_RGB = np.array(
 RGB_FROM_YUV = np.linalg.inv(YUV_FROM_RGB)
 
 
-def symmetric_indices(n: int, pad: int) -> np.ndarray:
-    """Indices of a length-``n`` axis padded by ``pad`` in scipy ``reflect`` mode."""
-    return np.pad(np.arange(n), pad, mode="symmetric")
+def symmetric_indices(n: int, pad: int, mode: str = "symmetric") -> np.ndarray:
+    """Indices of a length-``n`` axis padded by ``pad`` with :func:`numpy.pad` ``mode``.
+
+    ``"symmetric"`` is scipy.ndimage's ``reflect`` (edge sample repeated),
+    ``"reflect"`` is scipy.ndimage's ``mirror`` (edge sample not repeated).
+    """
+    return np.pad(np.arange(n), pad, mode=mode)
 
 
-def pad_symmetric(x: torch.Tensor, pad_y: int, pad_x: int) -> torch.Tensor:
-    """Pad the last two axes like :func:`numpy.pad` ``mode="symmetric"``.
+def pad_symmetric(x: torch.Tensor, pad_y: int, pad_x: int, mode: str = "symmetric") -> torch.Tensor:
+    """Pad the last two axes like :func:`numpy.pad` with ``mode`` "symmetric" or "reflect".
 
     Works for any pad width (also wider than the image), and is
     differentiable because it is a gather.
@@ -42,6 +46,8 @@ def pad_symmetric(x: torch.Tensor, pad_y: int, pad_x: int) -> torch.Tensor:
         ``(..., H, W)``.
     pad_y, pad_x : int
         Rows added above and below, columns added left and right.
+    mode : {"symmetric", "reflect"}
+        numpy's names; see :func:`symmetric_indices`.
 
     Returns
     -------
@@ -49,8 +55,8 @@ def pad_symmetric(x: torch.Tensor, pad_y: int, pad_x: int) -> torch.Tensor:
         ``(..., H + 2 pad_y, W + 2 pad_x)``.
     """
     h, w = x.shape[-2:]
-    iy = torch.as_tensor(symmetric_indices(h, pad_y), device=x.device)
-    ix = torch.as_tensor(symmetric_indices(w, pad_x), device=x.device)
+    iy = torch.as_tensor(symmetric_indices(h, pad_y, mode), device=x.device)
+    ix = torch.as_tensor(symmetric_indices(w, pad_x, mode), device=x.device)
     return x.index_select(-2, iy).index_select(-1, ix)
 
 

@@ -4,12 +4,17 @@ Static forms call colour-demosaicing (Colour Developers). Its filters use
 :func:`scipy.ndimage.convolve` with the default ``reflect`` border, which the
 differentiable forms reproduce with :func:`driftlab.stages._filters.convolve2d`.
 
-Border rule. ``reflect`` duplicates the outermost row and column, which
-flips the CFA phase there: bilinear interpolation on the outermost rows and
-columns then counts a same-colour sample twice (a measured corner sample of a
-flat field comes out 2.25 times too bright). driftlab keeps this rule in both
-forms because it is what the paper's data models (rendered with
-colour-demosaicing) did; crop one pixel if the border matters to a task.
+Border rule. Padding a Bayer mosaic with scipy's ``reflect`` (the edge
+sample repeated) flips the CFA phase at the border, so colour-demosaicing
+alone mixes colours on the outermost rows and columns (a flat grey field
+gets a coloured frame; a measured corner sample comes out 2.25 times too
+bright with bilinear). driftlab therefore first extends the mosaic by an
+even margin with *phase-preserving* mirror padding (numpy ``reflect``, the
+edge sample not repeated: column -1 copies column 1, which has the same
+colour), demosaics with the same algorithms, and crops the margin. The
+margin is wider than each algorithm's support, so the cropped result does
+not depend on the library's own border handling, and both forms do exactly
+this. Inside the image the result equals colour-demosaicing's.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from colour_demosaicing import (
 )
 
 from driftlab.cfa import cfa_masks, cfa_masks_torch
-from driftlab.stages._filters import convolve2d
+from driftlab.stages._filters import convolve2d, pad_symmetric
 from driftlab.stages.base import StageContext, StageSpec
 
 K_RB = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], dtype=np.float64) / 4
@@ -66,8 +71,24 @@ M_RB_AT_BR = (
 )
 
 
+# Even margins wider than each algorithm's support (bilinear 1, Malvar 2, Menon's
+# directional filters plus refining step 6 pixels).
+MARGIN = {"bilinear": 2, "malvar2004": 2, "menon2007": 8}
+
+
 def _hwc_to_chw(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(x, -1, 0))
+
+
+def _padded_static(fn, x: np.ndarray, cfa: str, margin: int) -> np.ndarray:
+    """Demosaic a phase-preserving mirror-padded mosaic and crop the margin."""
+    out = fn(np.pad(x, margin, mode="reflect"), cfa)
+    return _hwc_to_chw(out[margin:-margin, margin:-margin])
+
+
+def _padded_torch(fn, x: torch.Tensor, ctx: StageContext, margin: int) -> torch.Tensor:
+    out = fn(pad_symmetric(x, margin, margin, mode="reflect"), ctx)
+    return out[..., margin:-margin, margin:-margin]
 
 
 def bilinear_static(x: np.ndarray, ctx: StageContext) -> np.ndarray:
@@ -90,7 +111,7 @@ def bilinear_static(x: np.ndarray, ctx: StageContext) -> np.ndarray:
     Losson, Macaire and Yang, "Comparison of color demosaicing methods",
     Advances in Imaging and Electron Physics 162, 2010.
     """
-    return _hwc_to_chw(demosaicing_CFA_Bayer_bilinear(x, ctx.cfa))
+    return _padded_static(demosaicing_CFA_Bayer_bilinear, x, ctx.cfa, MARGIN["bilinear"])
 
 
 def bilinear_torch(x: torch.Tensor, ctx: StageContext) -> torch.Tensor:
@@ -98,8 +119,13 @@ def bilinear_torch(x: torch.Tensor, ctx: StageContext) -> torch.Tensor:
 
     Splits the mosaic into three sparse colour planes and convolves R and B
     with ``k_rb = [[1,2,1],[2,4,2],[1,2,1]]/4`` and G with
-    ``k_g = [[0,1,0],[1,4,1],[0,1,0]]/4`` (scipy ``reflect`` borders).
+    ``k_g = [[0,1,0],[1,4,1],[0,1,0]]/4``, after the phase-preserving mirror
+    padding described in the module docstring.
     """
+    return _padded_torch(_bilinear_core, x, ctx, MARGIN["bilinear"])
+
+
+def _bilinear_core(x: torch.Tensor, ctx: StageContext) -> torch.Tensor:
     masks = cfa_masks_torch(tuple(x.shape[-2:]), ctx.cfa, dtype=x.dtype, device=x.device)
     sparse = x * masks
     k_rb = torch.as_tensor(K_RB, dtype=x.dtype, device=x.device)
@@ -130,7 +156,7 @@ def malvar2004_static(x: np.ndarray, ctx: StageContext) -> np.ndarray:
     Malvar, He and Cutler, "High-quality linear interpolation for demosaicing
     of Bayer-patterned color images", ICASSP 2004.
     """
-    return _hwc_to_chw(demosaicing_CFA_Bayer_Malvar2004(x, ctx.cfa))
+    return _padded_static(demosaicing_CFA_Bayer_Malvar2004, x, ctx.cfa, MARGIN["malvar2004"])
 
 
 def _row_col_masks(shape: tuple[int, int], pattern: str) -> dict[str, np.ndarray]:
@@ -148,8 +174,13 @@ def malvar2004_torch(x: torch.Tensor, ctx: StageContext) -> torch.Tensor:
     """Differentiable Malvar (2004) demosaicing: ``(B, 1, H, W)`` to ``(B, 3, H, W)``.
 
     The same four 5x5 gradient-corrected filters and per-site selections as
-    colour-demosaicing, with scipy ``reflect`` borders, so both forms agree.
+    colour-demosaicing, after the same phase-preserving padding, so both
+    forms agree.
     """
+    return _padded_torch(_malvar2004_core, x, ctx, MARGIN["malvar2004"])
+
+
+def _malvar2004_core(x: torch.Tensor, ctx: StageContext) -> torch.Tensor:
     shape = tuple(x.shape[-2:])
     opts = {"dtype": x.dtype, "device": x.device}
     masks = cfa_masks_torch(shape, ctx.cfa, **opts)
@@ -197,7 +228,7 @@ def menon2007_static(x: np.ndarray, ctx: StageContext) -> np.ndarray:
     Menon, Andriani and Calvagno, "Demosaicing with directional filtering and
     a posteriori decision", IEEE TIP 16(1), 2007.
     """
-    return _hwc_to_chw(demosaicing_CFA_Bayer_Menon2007(x, ctx.cfa))
+    return _padded_static(demosaicing_CFA_Bayer_Menon2007, x, ctx.cfa, MARGIN["menon2007"])
 
 
 _COMMON = {"input_kind": "mosaic", "output_kind": "rgb"}
