@@ -33,7 +33,14 @@ __all__ = [
     "suggest",
 ]
 
-BUILTIN_PLUGINS: tuple[str, ...] = ("driftlab.builtin.stages", "driftlab.builtin.cameras")
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "driftlab.builtin.stages",
+    "driftlab.builtin.cameras",
+    "driftlab.builtin.datasets",
+    "driftlab.builtin.simulated",
+    "driftlab.builtin.corruptions",
+    "driftlab.builtin.models",
+)
 
 # kind -> (hook name, function giving a declaration's registry key)
 KINDS: dict[str, tuple[str, Callable[[Any], str]]] = {

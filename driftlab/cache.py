@@ -1,0 +1,493 @@
+"""View cache: render a raw dataset through many pipelines once and reuse the views.
+
+Each view is stored in its own file, addressed by a key that hashes
+
+* the raw mosaic's content (dtype, shape and bytes),
+* the pipeline declaration (:meth:`driftlab.pipeline.spec.PipelineSpec.fingerprint`),
+* the camera parameters the pipeline is built with,
+* the code version (driftlab version plus a digest of the rendering source:
+  the stage, pipeline and CFA modules and the modules of every stage function
+  used, so an edited or third-party stage never returns a stale view), and
+* the storage dtype.
+
+Files are written atomically (a temporary file in the same folder, flushed
+and fsynced, then :func:`os.replace`), so a killed run leaves at worst a
+temporary file that is never read. Every file carries a SHA-256 checksum of
+its payload; a file that fails the check (truncated, bit rot, edited) is
+reported as corrupt, deleted and rendered again.
+
+File format: ``b"DLVIEW1\\n"`` + 32-byte SHA-256 of the payload + payload, the
+payload being a ``.npy`` array (no pickle) of shape ``(3, H, W)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import io
+import json
+import math
+import os
+import pickle
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+from tqdm.auto import tqdm
+
+import driftlab
+from driftlab.camera import CameraParams
+from driftlab.datasets.base import RawDataset
+from driftlab.pipeline.spec import PipelineSpec
+from driftlab.pipeline.static import StaticPipeline, build_static
+from driftlab.registry import Registry
+
+__all__ = [
+    "STORE_DTYPES",
+    "CacheError",
+    "RenderReport",
+    "ViewCache",
+    "camera_digest",
+    "code_version",
+    "raw_digest",
+]
+
+MAGIC = b"DLVIEW1\n"
+SUFFIX = ".view"
+TEMP_PREFIX = ".tmp-"
+STORE_DTYPES: tuple[str, ...] = ("float32", "float16", "uint16")
+
+_PACKAGE_DIR = Path(driftlab.__file__).resolve().parent
+# driftlab sources that decide what a static pipeline renders
+_RENDER_SOURCES = ("stages", "pipeline", "cfa.py", "validation.py", "params.py", "camera.py")
+
+
+class CacheError(RuntimeError):
+    """A view is missing or corrupt, or the cache cannot be used as asked."""
+
+
+def raw_digest(raw: np.ndarray) -> str:
+    """SHA-256 hex digest of a raw mosaic's dtype, shape and bytes.
+
+    Parameters
+    ----------
+    raw : numpy.ndarray
+        ``(H, W)`` mosaic of any dtype.
+
+    Returns
+    -------
+    str
+        64 hex characters; equal arrays of equal dtype give equal digests.
+    """
+    array = np.ascontiguousarray(raw)
+    h = hashlib.sha256()
+    h.update(f"{array.dtype.str}|{array.shape}|".encode())
+    h.update(array.tobytes())
+    return h.hexdigest()
+
+
+def camera_digest(camera: CameraParams) -> str:
+    """SHA-256 hex digest of every field of a camera declaration."""
+    data = attrs.asdict(camera, recurse=True)
+    blob = json.dumps(data, sort_keys=True, default=repr, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _source_files(pipeline: StaticPipeline) -> list[Path]:
+    files: set[Path] = set()
+    for name in _RENDER_SOURCES:
+        path = _PACKAGE_DIR / name
+        files.update(path.rglob("*.py") if path.is_dir() else [path])
+    for stage in pipeline.resolved.stages:
+        try:
+            source = inspect.getsourcefile(stage.spec.static)  # type: ignore[arg-type]
+        except TypeError:
+            source = None
+        if source:
+            files.add(Path(source).resolve())
+    return sorted(p for p in files if p.is_file())
+
+
+def code_version(pipeline: StaticPipeline) -> str:
+    """Version tag of the code that renders ``pipeline``.
+
+    Parameters
+    ----------
+    pipeline : StaticPipeline
+        A built pipeline; the modules of its stages' static functions are included.
+
+    Returns
+    -------
+    str
+        ``"<driftlab version>+<16 hex digits>"``, the digest covering the
+        content of driftlab's stage, pipeline, CFA, parameter, camera and
+        validation modules and of every stage function's module.
+    """
+    h = hashlib.sha256()
+    for path in _source_files(pipeline):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return f"{driftlab.__version__}+{h.hexdigest()[:16]}"
+
+
+@attrs.frozen
+class RenderReport:
+    """Outcome of :meth:`ViewCache.render`.
+
+    Attributes
+    ----------
+    rendered : int
+        Views rendered because no file existed.
+    reused : int
+        Views found in the cache and verified.
+    repaired : int
+        Views whose file was corrupt and that were rendered again.
+    keys : dict of str to tuple of str
+        Per pipeline name, the cache key of every item in dataset order.
+    seconds : float
+        Wall-clock time.
+    """
+
+    rendered: int
+    reused: int
+    repaired: int
+    keys: dict[str, tuple[str, ...]]
+    seconds: float
+
+    @property
+    def total(self) -> int:
+        """Number of (item, pipeline) views handled."""
+        return self.rendered + self.reused + self.repaired
+
+    def summary(self) -> dict[str, Any]:
+        """Plain-data counts for manifests and logs (keys left out)."""
+        return {
+            "rendered": self.rendered,
+            "reused": self.reused,
+            "repaired": self.repaired,
+            "seconds": round(self.seconds, 3),
+            "pipelines": sorted(self.keys),
+        }
+
+
+def _encode(view: np.ndarray, dtype: str) -> np.ndarray:
+    if dtype == "uint16":
+        return np.round(np.clip(view, 0.0, 1.0) * 65535.0).astype(np.uint16)
+    return np.asarray(view, dtype=dtype)
+
+
+def _decode(stored: np.ndarray) -> np.ndarray:
+    if stored.dtype == np.uint16:
+        return (stored.astype(np.float32) / np.float32(65535.0)).astype(np.float32)
+    return stored.astype(np.float32)
+
+
+@attrs.frozen
+class _Job:
+    """Work sent to a worker: a chunk of items and everything needed to render them."""
+
+    dataset: RawDataset
+    indices: tuple[int, ...]
+    pipelines: tuple[StaticPipeline, ...]
+    key_parts: tuple[str, ...]
+    root: str
+    dtype: str
+
+
+class ViewCache:
+    """A folder of rendered views, addressed by content.
+
+    Parameters
+    ----------
+    root : str or Path
+        Cache folder (created on first write); views live in
+        ``root/<key[:2]>/<key>.view``.
+    dtype : {"float32", "float16", "uint16"}
+        Storage type: ``float32`` is exact; ``float16`` halves the size
+        (about 3 significant digits); ``uint16`` clips to [0, 1] and
+        quantises to 1/65535.
+    code_version : str or None
+        Override the automatic :func:`code_version` (e.g. to share a cache
+        across checkouts you know to be equivalent).
+
+    Raises
+    ------
+    CacheError
+        Unknown ``dtype``.
+    """
+
+    def __init__(
+        self, root: str | Path, *, dtype: str = "float32", code_version: str | None = None
+    ) -> None:
+        if dtype not in STORE_DTYPES:
+            raise CacheError(f"cache dtype must be one of {STORE_DTYPES}, got {dtype!r}")
+        self.root = Path(root)
+        self.dtype = dtype
+        self._code_version = code_version
+
+    # -- keys and files --------------------------------------------------------------------
+    def key_part(self, pipeline: StaticPipeline) -> str:
+        """Everything in a key except the raw: pipeline, camera, code version, dtype."""
+        resolved = pipeline.resolved
+        version = self._code_version or code_version(pipeline)
+        return "|".join(
+            (resolved.spec.fingerprint(), camera_digest(resolved.camera), version, self.dtype)
+        )
+
+    @staticmethod
+    def combine(raw_hash: str, key_part: str) -> str:
+        """Key of one view from :func:`raw_digest` and :meth:`key_part` (SHA-256 hex)."""
+        return hashlib.sha256(f"{raw_hash}|{key_part}".encode()).hexdigest()
+
+    def key(self, raw: np.ndarray, pipeline: StaticPipeline) -> str:
+        """Cache key of ``pipeline(raw)``."""
+        return self.combine(raw_digest(raw), self.key_part(pipeline))
+
+    def path(self, key: str) -> Path:
+        """File of a key (whether or not it exists)."""
+        if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+            raise CacheError(f"not a cache key (64 hex digits): {key!r}")
+        return self.root / key[:2] / f"{key}{SUFFIX}"
+
+    def read(self, key: str) -> tuple[str, np.ndarray | None]:
+        """Look a view up.
+
+        Returns
+        -------
+        (status, view)
+            ``("missing", None)``, ``("corrupt", None)`` (bad magic, checksum,
+            array format or shape) or ``("ok", view)`` with the ``(3, H, W)``
+            float32 view.
+        """
+        return _read(self.path(key), self.dtype)
+
+    def load(self, key: str) -> np.ndarray:
+        """The ``(3, H, W)`` float32 view of ``key``.
+
+        Raises
+        ------
+        CacheError
+            If the file is missing or corrupt (naming the file).
+        """
+        status, view = self.read(key)
+        if view is None:
+            raise CacheError(f"{self.path(key)}: view is {status}; render it again")
+        return view
+
+    def write(self, key: str, view: np.ndarray) -> Path:
+        """Store a view atomically (temporary file, fsync, :func:`os.replace`).
+
+        Parameters
+        ----------
+        key : str
+            Cache key.
+        view : numpy.ndarray
+            ``(3, H, W)`` float view.
+
+        Returns
+        -------
+        Path
+            The final file.
+
+        Raises
+        ------
+        CacheError
+            If ``view`` is not ``(3, H, W)``.
+        """
+        return _write(self.path(key), view, self.dtype)
+
+    def clean_temp(self, older_than: float = 3600.0) -> int:
+        """Delete temporary files left by killed runs.
+
+        Parameters
+        ----------
+        older_than : float
+            Only files not modified for this many seconds (so concurrent
+            writers are not disturbed).
+
+        Returns
+        -------
+        int
+            Number of files removed.
+        """
+        if not self.root.is_dir():
+            return 0
+        now, removed = time.time(), 0
+        for path in self.root.glob(f"*/{TEMP_PREFIX}*"):
+            try:
+                if now - path.stat().st_mtime >= older_than:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
+    # -- rendering -------------------------------------------------------------------------
+    def render(
+        self,
+        dataset: RawDataset,
+        pipelines: Sequence[PipelineSpec | StaticPipeline],
+        *,
+        camera: CameraParams | None = None,
+        registry: Registry | None = None,
+        workers: int = 0,
+        chunk_size: int | None = None,
+        progress: bool = True,
+    ) -> RenderReport:
+        """Make sure every view of ``dataset`` through ``pipelines`` is in the cache.
+
+        Parameters
+        ----------
+        dataset : RawDataset
+            Items to render (``sample.raw`` ``(H, W)`` in [0, 1]).
+        pipelines : sequence of PipelineSpec or StaticPipeline
+            Pipelines with a static form; names must be unique.
+        camera : CameraParams or None
+            Camera for :class:`PipelineSpec` entries; defaults to the dataset's.
+        registry : Registry or None
+            Registry to resolve specs with (default: installed plugins).
+        workers : int
+            0 renders in this process; ``n > 0`` uses ``n`` worker processes
+            (the dataset and pipelines must be picklable).
+        chunk_size : int or None
+            Items per task; default spreads the items over about four tasks
+            per worker.
+        progress : bool
+            Show a tqdm progress bar over items.
+
+        Returns
+        -------
+        RenderReport
+            Counts of rendered, reused and repaired views and every key.
+
+        Raises
+        ------
+        CacheError
+            Duplicate pipeline names, negative ``workers``, or objects that
+            cannot be sent to worker processes.
+        driftlab.pipeline.spec.SpecError
+            A pipeline that cannot be built statically for the camera.
+        """
+        start = time.perf_counter()
+        camera = camera or dataset.spec.camera
+        built = [
+            p if isinstance(p, StaticPipeline) else build_static(p, camera, registry)
+            for p in pipelines
+        ]
+        names = [p.name for p in built]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise CacheError(f"pipeline names must be unique, repeated: {', '.join(duplicates)}")
+        if isinstance(workers, bool) or int(workers) < 0:
+            raise CacheError(f"workers must be >= 0, got {workers!r}")
+        workers = int(workers)
+        n = len(dataset)
+        parts = tuple(self.key_part(p) for p in built)
+        if chunk_size is None:
+            chunk_size = max(1, math.ceil(n / max(1, 4 * workers))) if workers else 16
+        chunks = [tuple(range(i, min(n, i + chunk_size))) for i in range(0, n, chunk_size)]
+        jobs = [
+            _Job(dataset, chunk, tuple(built), parts, str(self.root), self.dtype)
+            for chunk in chunks
+        ]
+        keys: list[list[str]] = [[""] * n for _ in built]
+        counts = {"rendered": 0, "reused": 0, "repaired": 0}
+
+        def collect(result: list[tuple[int, list[tuple[str, str]]]]) -> int:
+            for index, entries in result:
+                for k, (key, status) in enumerate(entries):
+                    keys[k][index] = key
+                    counts[status] += 1
+            return len(result)
+
+        with tqdm(total=n, desc="rendering views", unit="item", disable=not progress) as bar:
+            if workers == 0 or len(jobs) <= 1:
+                for job in jobs:
+                    bar.update(collect(_run_job(job)))
+            else:
+                try:
+                    pickle.dumps(jobs[0])
+                except Exception as exc:
+                    raise CacheError(
+                        "the dataset or a pipeline cannot be sent to worker processes "
+                        f"({type(exc).__name__}: {exc}); use workers=0"
+                    ) from exc
+                with ProcessPoolExecutor(max_workers=workers) as pool:
+                    futures = [pool.submit(_run_job, job) for job in jobs]
+                    for future in as_completed(futures):
+                        bar.update(collect(future.result()))
+        return RenderReport(
+            rendered=counts["rendered"],
+            reused=counts["reused"],
+            repaired=counts["repaired"],
+            keys={name: tuple(k) for name, k in zip(names, keys, strict=True)},
+            seconds=time.perf_counter() - start,
+        )
+
+
+def _read(path: Path, dtype: str) -> tuple[str, np.ndarray | None]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return "missing", None
+    head = len(MAGIC) + 32
+    if len(data) < head or not data.startswith(MAGIC):
+        return "corrupt", None
+    digest, payload = data[len(MAGIC) : head], data[head:]
+    if hashlib.sha256(payload).digest() != digest:
+        return "corrupt", None
+    try:
+        stored = np.load(io.BytesIO(payload), allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        return "corrupt", None
+    if stored.ndim != 3 or stored.shape[0] != 3 or stored.dtype != np.dtype(dtype):
+        return "corrupt", None
+    return "ok", _decode(stored)
+
+
+def _write(path: Path, view: np.ndarray, dtype: str) -> Path:
+    array = np.asarray(view)
+    if array.ndim != 3 or array.shape[0] != 3:
+        raise CacheError(f"{path}: a view must be (3, H, W), got shape {array.shape}")
+    buffer = io.BytesIO()
+    np.save(buffer, _encode(array, dtype), allow_pickle=False)
+    payload = buffer.getvalue()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.stem[:16]}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(MAGIC + hashlib.sha256(payload).digest() + payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _run_job(job: _Job) -> list[tuple[int, list[tuple[str, str]]]]:
+    """Render or reuse every view of a chunk; returns (index, [(key, status)]) per item."""
+    root = Path(job.root)
+    out: list[tuple[int, list[tuple[str, str]]]] = []
+    for index in job.indices:
+        raw = job.dataset[index].raw
+        raw_hash = raw_digest(raw)
+        entries: list[tuple[str, str]] = []
+        for pipeline, part in zip(job.pipelines, job.key_parts, strict=True):
+            key = ViewCache.combine(raw_hash, part)
+            path = root / key[:2] / f"{key}{SUFFIX}"
+            status, _ = _read(path, job.dtype)
+            if status == "ok":
+                entries.append((key, "reused"))
+                continue
+            view = pipeline(raw)
+            _write(path, view, job.dtype)
+            entries.append((key, "repaired" if status == "corrupt" else "rendered"))
+        out.append((index, entries))
+    return out

@@ -1,0 +1,178 @@
+"""View cache: reuse on rerun, atomic writes, stale temporary files, corruption repair."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import driftlab
+from driftlab.cache import (
+    MAGIC,
+    TEMP_PREFIX,
+    CacheError,
+    ViewCache,
+    camera_digest,
+    code_version,
+    raw_digest,
+)
+from driftlab.datasets.embedded_smear import EMBEDDED_SMEAR
+from driftlab.pipeline import build_static, get_pipeline
+
+PIPELINES = [get_pipeline("bi,s,ga"), get_pipeline("ma,u,me")]
+
+
+@pytest.fixture
+def dataset():
+    return EMBEDDED_SMEAR.open(n_items=5, size=32, seed=1)
+
+
+def test_views_are_rendered_once_and_reused(tmp_path, dataset):
+    cache = ViewCache(tmp_path / "views")
+    first = cache.render(dataset, PIPELINES, progress=False)
+    assert (first.rendered, first.reused, first.repaired) == (10, 0, 0)
+    second = cache.render(dataset, PIPELINES, progress=False)
+    assert (second.rendered, second.reused, second.repaired) == (0, 10, 0)
+    assert second.keys == first.keys and second.total == 10
+    assert set(first.keys) == {"bi,s,ga", "ma,u,me"}
+    pipeline = build_static(PIPELINES[1], dataset.spec.camera)
+    for i in range(len(dataset)):
+        expected = pipeline(dataset[i].raw).astype(np.float32)
+        assert np.array_equal(cache.load(first.keys["ma,u,me"][i]), expected)
+    files = list((tmp_path / "views").rglob("*.view"))
+    assert len(files) == 10
+    assert first.summary()["rendered"] == 10
+
+
+def test_partial_rerun_renders_only_what_is_new(tmp_path, dataset):
+    cache = ViewCache(tmp_path)
+    cache.render(dataset, PIPELINES[:1], progress=False)
+    report = cache.render(dataset, PIPELINES, progress=False)
+    assert (report.rendered, report.reused) == (5, 5)
+
+
+def test_keys_change_with_camera_spec_code_version_and_dtype(tmp_path, dataset):
+    base = ViewCache(tmp_path).render(dataset, PIPELINES[:1], progress=False).keys["bi,s,ga"]
+    camera = dataset.spec.camera.replace(white_balance=(1.5, 1.0, 2.3))
+    other_camera = ViewCache(tmp_path).render(dataset, PIPELINES[:1], camera=camera, progress=False)
+    gamma = PIPELINES[0].replace_stage("gamma", "power", gamma=2.4)
+    other_spec = ViewCache(tmp_path).render(dataset, [gamma], progress=False)
+    other_code = ViewCache(tmp_path, code_version="test").render(
+        dataset, PIPELINES[:1], progress=False
+    )
+    other_dtype = ViewCache(tmp_path, dtype="float16").render(
+        dataset, PIPELINES[:1], progress=False
+    )
+    for report in (other_camera, other_spec, other_code, other_dtype):
+        assert report.rendered == 5
+        assert not set(next(iter(report.keys.values()))) & set(base)
+
+
+def test_digests():
+    a = np.zeros((4, 4), dtype=np.float32)
+    assert raw_digest(a) == raw_digest(a.copy())
+    assert raw_digest(a) != raw_digest(a.astype(np.float64))
+    b = a.copy()
+    b[0, 0] = 1e-7
+    assert raw_digest(a) != raw_digest(b)
+    camera = EMBEDDED_SMEAR.camera
+    assert camera_digest(camera) == camera_digest(camera.replace())
+    assert camera_digest(camera) != camera_digest(camera.replace(gain=1.0))
+    version = code_version(build_static(PIPELINES[0], camera))
+    assert version.startswith(driftlab.__version__ + "+")
+    assert version == code_version(build_static(PIPELINES[1], camera))
+
+
+def test_stale_temporary_file_is_ignored_and_cleaned(tmp_path, dataset):
+    cache = ViewCache(tmp_path)
+    key = cache.key(dataset[0].raw, build_static(PIPELINES[0], dataset.spec.camera))
+    folder = cache.path(key).parent
+    folder.mkdir(parents=True)
+    stale = folder / f"{TEMP_PREFIX}{key[:16]}-killed"
+    stale.write_bytes(MAGIC + b"half a view")  # what a killed writer leaves behind
+    report = cache.render(dataset, PIPELINES[:1], progress=False)
+    assert report.rendered == 5 and report.reused == 0
+    assert cache.read(key)[0] == "ok"
+    assert stale.exists()
+    assert cache.clean_temp(older_than=3600) == 0  # too recent: might belong to a live writer
+    assert cache.clean_temp(older_than=0) == 1
+    assert not stale.exists()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "empty"])
+def test_corrupt_file_is_detected_and_rendered_again(tmp_path, dataset, damage):
+    cache = ViewCache(tmp_path)
+    keys = cache.render(dataset, PIPELINES[:1], progress=False).keys["bi,s,ga"]
+    path = cache.path(keys[2])
+    good = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(good[: len(good) // 2])
+    elif damage == "flip":
+        data = bytearray(good)
+        data[-5] ^= 0x01
+        path.write_bytes(bytes(data))
+    elif damage == "garbage":
+        path.write_bytes(b"\x00" * len(good))
+    else:
+        path.write_bytes(b"")
+    assert cache.read(keys[2]) == ("corrupt", None)
+    with pytest.raises(CacheError, match="corrupt"):
+        cache.load(keys[2])
+    report = cache.render(dataset, PIPELINES[:1], progress=False)
+    assert (report.rendered, report.reused, report.repaired) == (0, 4, 1)
+    assert path.read_bytes() == good
+
+
+def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
+    cache = ViewCache(tmp_path)
+    key = "ab" * 32
+
+    def explode(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", explode)
+    with pytest.raises(OSError, match="disk full"):
+        cache.write(key, np.zeros((3, 4, 4)))
+    assert cache.read(key) == ("missing", None)
+    assert not list(tmp_path.rglob(f"{TEMP_PREFIX}*"))
+
+
+def test_parallel_workers_give_the_same_views(tmp_path, dataset):
+    serial = ViewCache(tmp_path / "serial").render(dataset, PIPELINES, progress=False)
+    cache = ViewCache(tmp_path / "parallel")
+    parallel = cache.render(dataset, PIPELINES, workers=2, chunk_size=2, progress=False)
+    assert parallel.keys == serial.keys and parallel.rendered == 10
+    again = cache.render(dataset, PIPELINES, workers=2, chunk_size=2, progress=False)
+    assert again.reused == 10
+    key = serial.keys["bi,s,ga"][4]
+    assert np.array_equal(cache.load(key), ViewCache(tmp_path / "serial").load(key))
+
+
+def test_progress_bar_is_shown(tmp_path, dataset, capsys):
+    ViewCache(tmp_path).render(dataset, PIPELINES[:1], progress=True)
+    assert "rendering views" in capsys.readouterr().err
+
+
+def test_uint16_storage_round_trips(tmp_path):
+    cache = ViewCache(tmp_path, dtype="uint16")
+    view = np.random.default_rng(0).uniform(0, 1, (3, 6, 8))
+    key = "cd" * 32
+    cache.write(key, view)
+    assert np.abs(cache.load(key) - view).max() <= 0.5 / 65535 + 1e-7
+
+
+def test_errors(tmp_path, dataset):
+    with pytest.raises(CacheError, match="dtype"):
+        ViewCache(tmp_path, dtype="int8")
+    cache = ViewCache(tmp_path)
+    with pytest.raises(CacheError, match="unique"):
+        cache.render(dataset, [PIPELINES[0], PIPELINES[0]], progress=False)
+    with pytest.raises(CacheError, match="workers"):
+        cache.render(dataset, PIPELINES, workers=-1, progress=False)
+    with pytest.raises(CacheError, match="64 hex"):
+        cache.path("../../etc/passwd")
+    with pytest.raises(CacheError, match="missing"):
+        cache.load("ef" * 32)
+    with pytest.raises(CacheError, match=r"\(3, H, W\)"):
+        cache.write("ef" * 32, np.zeros((4, 4)))
