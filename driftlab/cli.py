@@ -319,14 +319,99 @@ def render(
 
 
 def _resolve_device(device: str) -> str:
-    import torch
+    from driftlab.models.device import resolve_device
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise click.BadParameter("CUDA was requested but is not available", param_hint="--device")
-    return device
+    try:
+        return str(resolve_device(device))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--device") from None
 
+
+def _print_synthesis_headline(result) -> None:
+    s = result.summary
+
+    def fmt(value) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    click.echo(f"run directory: {result.run_dir}")
+    click.echo(f"report: {result.report}")
+    click.echo(
+        f"cells: {result.cells_reused} reused, {result.cells_computed} computed "
+        f"({s['folds']} folds x {len(s['train_pipelines'])} train pipelines)"
+    )
+    click.echo(f"mean {s['metric']} on the training pipeline (diagonal): {fmt(s['mean_diagonal'])}")
+    click.echo(f"mean drop under ISP drift:    {fmt(s['mean_isp_drop'])}")
+    click.echo(f"mean drop under corruptions:  {fmt(s.get('mean_corruption_drop'))}")
+    click.echo(f"ratio corruptions / ISP drift: {fmt(s.get('drop_ratio_corruption_over_isp'))}")
+    click.echo(f"top-3 train pipelines under ISP drift:   {', '.join(s['ranking_isp'][:3])}")
+    if s.get("top3_corruption") is not None:
+        click.echo(f"top-3 train pipelines under corruptions: {', '.join(s['top3_corruption'])}")
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Run directory."
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config value, e.g. --set training.epochs=2 (repeatable).",
+)
+@click.option("--device", help="Torch device (auto, cpu, cuda, cuda:N); overrides the config.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def synthesize(
+    config: Path, out_dir: Path | None, overrides: tuple[str, ...], device: str | None, quiet: bool
+) -> None:
+    """Train under each ISP pipeline, test under all others and under corruptions.
+
+    Writes results.csv, summary.json, figures and report.md/html to the run
+    directory. Rerunning the same command resumes an interrupted run.
+    """
+    import logging
+
+    from driftlab.configtools import ConfigError
+    from driftlab.runs import RunDirError
+    from driftlab.synthesis import run_synthesis
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    extra = list(overrides) + ([f"training.device={device}"] if device else [])
+    if quiet:
+        extra.append("run.progress=false")
+    try:
+        result = run_synthesis(config, out=out_dir, overrides=extra)
+    except (ConfigError, RunDirError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt as exc:
+        click.echo(f"interrupted: {exc or 'rerun the same command to resume'}", err=True)
+        sys.exit(130)
+    _print_synthesis_headline(result)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+def report(run_dir: Path) -> None:
+    """Re-render the figures and report of a synthesis run from its tables."""
+    from driftlab.configtools import ConfigError
+    from driftlab.synthesis import rebuild_report
+
+    try:
+        written = rebuild_report(run_dir)
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for name, path in written.items():
+        click.echo(f"{name}: {path}")
+
+
+def _attach_subgroups() -> None:
+    from driftlab.cli_data import data
+
+    main.add_command(data)
+
+
+_attach_subgroups()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

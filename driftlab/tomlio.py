@@ -11,7 +11,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["read_toml"]
+__all__ = ["read_toml", "tomllib"]
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:

@@ -32,8 +32,8 @@ from typing import Any
 import attrs
 import numpy as np
 
+from driftlab.configtools import ConfigError, check_keys
 from driftlab.params import Domain, parse_domain
-from driftlab.registry import suggest
 from driftlab.tomlio import read_toml
 
 __all__ = ["PipelineSpec", "SpecError", "StageConfig", "load_pipeline_file"]
@@ -42,17 +42,12 @@ PIPELINE_KEYS = ("name", "description", "stages")
 STAGE_KEYS = ("slot", "variant", "params", "domains")
 
 
-class SpecError(ValueError):
+class SpecError(ConfigError):
     """A pipeline declaration is malformed; the message names the key."""
 
 
 def _check_keys(data: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
-    for key in data:
-        if key not in allowed:
-            raise SpecError(
-                f"{where}: unknown key {key!r}{suggest(key, allowed)}; "
-                f"valid keys: {', '.join(allowed)}"
-            )
+    check_keys(data, allowed, where, error=SpecError)
 
 
 def _plain(value: Any) -> Any:
