@@ -175,15 +175,39 @@ def pipelines(as_json: bool, show: str | None) -> None:
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random test inputs.")
-def verify(as_json: bool, seed: int) -> None:
+@click.option("--stage", "stage_keys", multiple=True, help="Only this slot.variant (repeatable).")
+@click.option("--plugin", "plugin_names", multiple=True, help="Only this plugin's stages.")
+def verify(
+    as_json: bool, seed: int, stage_keys: tuple[str, ...], plugin_names: tuple[str, ...]
+) -> None:
     """Check every stage with both forms: static == differentiable and gradcheck.
 
     Exits with status 1 when any stage fails. Plugin authors run this on
-    their own stages.
+    their own stages (--plugin NAME).
     """
-    from driftlab.verify import verify_registry
+    from driftlab.registry import suggest
+    from driftlab.verify import verify_stage
 
-    checks = verify_registry(_registry(), seed=seed)
+    registry = _registry()
+    stages = {k: s for k, s in registry.items("stages").items() if len(s.forms) == 2}
+    for key in stage_keys:
+        if key not in stages:
+            raise click.BadParameter(
+                f"no stage {key!r} with both forms{suggest(key, stages)}", param_hint="--stage"
+            )
+    plugins = {registry.owner("stages", k) for k in stages}
+    for name in plugin_names:
+        if name not in plugins:
+            raise click.BadParameter(
+                f"no plugin {name!r} with two-form stages{suggest(name, plugins)}",
+                param_hint="--plugin",
+            )
+    checks = [
+        verify_stage(stage, registry.owner("stages", key), seed)
+        for key, stage in sorted(stages.items())
+        if (not stage_keys or key in stage_keys)
+        and (not plugin_names or registry.owner("stages", key) in plugin_names)
+    ]
     if as_json:
         data = [
             {

@@ -71,10 +71,21 @@ def driftlab_datasets() -> list[Any]:
 
     Returns
     -------
-    list
-        Dataset declarations (attrs instances with a unique ``name``): task
-        (classification or segmentation), classes, camera parameters and a
-        loader yielding ``(raw, target, metadata)``.
+    list of driftlab.datasets.base.DatasetSpec
+        Identified by ``name``: task (classification or segmentation), class
+        names, camera parameters, intensity levels, and an
+        ``opener(spec, data_root, intensity, **options)`` returning a
+        :class:`~driftlab.datasets.base.RawDataset` of
+        :class:`~driftlab.datasets.base.Sample` (raw ``(H, W)`` float32 in
+        [0, 1], target, metadata).
+
+    Example
+    -------
+    >>> @hookimpl
+    ... def driftlab_datasets():
+    ...     return [DatasetSpec(name="my-slides", task="classification",
+    ...                         description="...", classes=("a", "b"),
+    ...                         camera=CameraParams(name="my-sensor"), opener=open_slides)]
     """
 
 

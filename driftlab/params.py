@@ -207,8 +207,16 @@ class ParamSpec:
     unit: str
     domain: Domain
     doc: str
-    camera_field: str | None = None
+    camera_field: str | None = attrs.field(default=None)
     differentiable: bool = True
+
+    @camera_field.validator
+    def _check_camera_field(self, attribute: attrs.Attribute, value: str | None) -> None:
+        if value not in (None, "black_level", "white_balance", "color_matrix"):
+            raise ValueError(
+                f"parameter {self.name!r}: camera_field must be black_level, white_balance "
+                f"or color_matrix, got {value!r}"
+            )
 
     def __attrs_post_init__(self) -> None:
         default = np.asarray(self.default, dtype=np.float64)

@@ -52,6 +52,25 @@ KINDS: dict[str, tuple[str, Callable[[Any], str]]] = {
     "attacks": ("driftlab_attacks", lambda d: d.name),
 }
 
+# kind -> "module:Class" every declaration must be an instance of (imported lazily,
+# since the declaration modules import the registry)
+KIND_TYPES: dict[str, str] = {
+    "stages": "driftlab.stages.base:StageSpec",
+    "camera_profiles": "driftlab.camera:CameraParams",
+    "datasets": "driftlab.datasets.base:DatasetSpec",
+    "task_models": "driftlab.models.base:TaskModelSpec",
+    "corruptions": "driftlab.corruptions.base:CorruptionSpec",
+}
+
+
+def _kind_type(kind: str) -> type | None:
+    target = KIND_TYPES.get(kind)
+    if target is None:
+        return None
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 KIND_LABELS = {
     "stages": "stage",
     "camera_profiles": "camera profile",
@@ -92,6 +111,19 @@ class PluginInfo:
     module: str
     builtin: bool
     provides: dict[str, list[str]] = attrs.field(factory=dict)
+
+
+def _declarations(returned: object, kind: str, hook_name: str) -> list[Any]:
+    """Check what a hook returned: a list (or tuple) of declarations of the right class."""
+    if not isinstance(returned, (list, tuple)):
+        raise TypeError(f"returned {type(returned).__name__}; expected a list of declarations")
+    expected = _kind_type(kind)
+    for item in returned:
+        if expected is not None and not isinstance(item, expected):
+            raise TypeError(
+                f"returned {item!r} ({type(item).__name__}); expected {expected.__name__} instances"
+            )
+    return list(returned)
 
 
 def _make_manager() -> pluggy.PluginManager:
@@ -181,8 +213,11 @@ class Registry:
                 raise ValueError(f"plugin name {name!r} is already registered")
             known = [n for n in dir(hookspecs) if n.startswith("driftlab_")]
             for attr in dir(plugin):
-                if attr.startswith("driftlab_") and attr not in known:
-                    raise ValueError(f"unknown hook {attr!r}{suggest(attr, known)}")
+                marked = hasattr(getattr(plugin, attr, None), f"{hookspecs.PROJECT_NAME}_impl")
+                if marked and attr not in known:
+                    raise ValueError(
+                        f"@hookimpl function {attr!r} is not a driftlab hook{suggest(attr, known)}"
+                    )
             self.pm.register(plugin, name=name)
         except Exception as exc:  # a broken plugin must not stop the others
             self.errors.append(
@@ -208,7 +243,7 @@ class Registry:
                 ]
                 for impl in impls:
                     try:
-                        declared = list(impl.function() or [])
+                        declared = _declarations(impl.function(), kind, hook_name)
                         keys = [key_of(item) for item in declared]
                     except Exception as exc:
                         self.errors.append(

@@ -165,3 +165,10 @@ def test_render_real_frame_all_twelve(tmp_path):
     assert result.exit_code == 0, result.output
     written = sorted(p.name for p in out.glob("*.png"))
     assert len(written) == 13 and "contact_sheet.png" in written
+
+
+def test_verify_filters():
+    result = run("verify", "--stage", "gamma.power", "--json")
+    assert [d["stage"] for d in json.loads(result.output)] == ["gamma.power"]
+    bad = CliRunner().invoke(main, ["verify", "--stage", "gamma.pwer"])
+    assert bad.exit_code == 2 and "did you mean 'gamma.power'" in bad.output

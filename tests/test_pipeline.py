@@ -225,3 +225,20 @@ def test_microscopy_profile_builds_with_its_widened_domain():
     camera = get_registry().camera("raw-microscopy")
     pipe = build_differentiable(get_pipeline("bi,s,ga"), camera)
     assert pipe.domains()["white_balance.gains"].low == -1.0
+
+
+def test_pipeline_seed_reaches_noise_stages():
+    spec = PipelineSpec(
+        name="dim",
+        stages=[
+            StageConfig("illumination", "gaussian", params={"ratio": 0.2}),
+            StageConfig("demosaic", "bilinear"),
+        ],
+    )
+    camera = get_registry().camera("embedded-smear")
+    raw = np.full((16, 16), 0.5)
+    a = build_static(spec, camera, seed=1)(raw, allow_out_of_range=True)
+    b = build_static(spec, camera, seed=1)(raw, allow_out_of_range=True)
+    c = build_static(spec, camera, seed=2)(raw, allow_out_of_range=True)
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).max() > 0

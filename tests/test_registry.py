@@ -149,3 +149,61 @@ def test_entry_point_discovery_and_broken_plugin_in_cli(tmp_path):
     data = json.loads(strict.stdout)
     assert [e["plugin"] for e in data["errors"]] == ["fake_broken"]
     assert any(p["name"] == "fake_good" for p in data["plugins"])
+
+
+class WrongReturnPlugin:
+    @hookimpl
+    def driftlab_corruptions(self):
+        return ["gaussian"]
+
+
+class NoneReturnPlugin:
+    @hookimpl
+    def driftlab_stages(self):
+        return None
+
+
+class UnmarkedNamesPlugin:
+    """Attributes that merely start with driftlab_ are not hooks unless marked."""
+
+    driftlab_version = "1.0"
+
+    @hookimpl
+    def driftlab_camera_profiles(self):
+        return [CameraParams(name="unmarked-ok")]
+
+
+class MisspelledPrefixPlugin:
+    @hookimpl
+    def drftlab_stages(self):
+        return []
+
+
+def test_hook_return_values_are_checked_and_named():
+    registry = Registry.load(
+        entry_points=False,
+        extra=[
+            ("wrong", WrongReturnPlugin()),
+            ("none", NoneReturnPlugin()),
+            ("unmarked", UnmarkedNamesPlugin()),
+            ("prefix", MisspelledPrefixPlugin()),
+        ],
+    )
+    messages = {e.plugin: e.message for e in registry.errors}
+    assert "returned 'gaussian' (str); expected CorruptionSpec instances" in messages["wrong"]
+    assert "returned NoneType; expected a list of declarations" in messages["none"]
+    assert (
+        "'drftlab_stages' is not a driftlab hook (did you mean 'driftlab_stages'?)"
+        in messages["prefix"]
+    )
+    assert "unmarked" not in messages
+    assert registry.camera("unmarked-ok").name == "unmarked-ok"
+
+
+def test_camera_field_is_validated():
+    from driftlab.params import Domain, ParamSpec
+
+    with pytest.raises(
+        ValueError, match="camera_field must be black_level, white_balance or color_matrix"
+    ):
+        ParamSpec("g", (3,), (1.0, 1.0, 1.0), "x", Domain(0, 2), "doc", camera_field="wb")

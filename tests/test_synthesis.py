@@ -273,3 +273,16 @@ def test_interrupted_run_resumes_to_the_same_results(tmp_path, sig):
     assert f"cells: {finished} reused, {6 - finished} computed" in output
     assert (out / "results.csv").read_bytes() == (reference.run_dir / "results.csv").read_bytes()
     assert np.isfinite(pd.read_csv(out / "results.csv")["value"]).all()
+
+
+def test_worker_processes_give_the_same_results(tiny_run, tmp_path):
+    data = copy.deepcopy(TINY)
+    data["run"]["workers"] = 2
+    pooled = run_synthesis(data, out=tmp_path / "pooled")
+    a = pd.read_csv(pooled.run_dir / "results.csv")
+    b = pd.read_csv(tiny_run.run_dir / "results.csv")
+    pd.testing.assert_frame_equal(
+        a[["train_pipeline", "fold", "test_kind", "test_condition", "severity"]],
+        b[["train_pipeline", "fold", "test_kind", "test_condition", "severity"]],
+    )
+    assert np.abs(a["value"] - b["value"]).max() <= 0.05  # torch thread counts may differ

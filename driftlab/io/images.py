@@ -36,6 +36,10 @@ class atomic_path:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
+            # mkstemp creates the file as 0600; give it the usual permissions
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self.tmp, 0o666 & ~umask)
             os.replace(self.tmp, self.target)
         else:
             self.tmp.unlink(missing_ok=True)

@@ -146,8 +146,11 @@ def build_differentiable(
     registry: Registry | None = None,
     *,
     dtype: torch.dtype = torch.float32,
+    seed: int = 0,
 ) -> DifferentiablePipeline:
     """Resolve ``spec`` for ``camera`` and build its differentiable form.
+
+    ``seed`` is handed to stages that draw random numbers.
 
     Raises
     ------
@@ -155,4 +158,4 @@ def build_differentiable(
         See :func:`driftlab.pipeline.resolve.resolve`; also when a stage has
         no differentiable form.
     """
-    return DifferentiablePipeline(resolve(spec, camera, registry), dtype=dtype)
+    return DifferentiablePipeline(resolve(spec, camera, registry, seed=seed), dtype=dtype)

@@ -50,6 +50,7 @@ class ResolvedPipeline:
     spec: PipelineSpec
     camera: CameraParams
     stages: tuple[ResolvedStage, ...]
+    seed: int = 0
 
     @property
     def name(self) -> str:
@@ -57,7 +58,8 @@ class ResolvedPipeline:
 
     @property
     def context(self) -> StageContext:
-        return StageContext(cfa=self.camera.cfa, bit_depth=self.camera.bit_depth)
+        """CFA pattern, bit depth and seed handed to every stage."""
+        return StageContext(cfa=self.camera.cfa, bit_depth=self.camera.bit_depth, seed=self.seed)
 
     @property
     def forms(self) -> tuple[str, ...]:
@@ -75,6 +77,7 @@ def resolve(
     registry: Registry | None = None,
     *,
     check_domains: bool = True,
+    seed: int = 0,
 ) -> ResolvedPipeline:
     """Look up stages and fill and check parameter values.
 
@@ -89,6 +92,8 @@ def resolve(
         Defaults to :func:`driftlab.registry.get_registry`.
     check_domains : bool
         Reject values outside their effective domain (default True).
+    seed : int
+        Seed handed to stages that draw random numbers (noise simulators).
 
     Returns
     -------
@@ -166,4 +171,4 @@ def resolve(
         raise SpecError(
             f"pipeline {spec.name!r}: ends with a mosaic; add a demosaic stage to produce RGB views"
         )
-    return ResolvedPipeline(spec=spec, camera=camera, stages=tuple(resolved))
+    return ResolvedPipeline(spec=spec, camera=camera, stages=tuple(resolved), seed=int(seed))

@@ -75,9 +75,11 @@ class StaticPipeline:
 
 
 def build_static(
-    spec: PipelineSpec, camera: CameraParams, registry: Registry | None = None
+    spec: PipelineSpec, camera: CameraParams, registry: Registry | None = None, *, seed: int = 0
 ) -> StaticPipeline:
     """Resolve ``spec`` for ``camera`` and build its static form.
+
+    ``seed`` is handed to stages that draw random numbers.
 
     Raises
     ------
@@ -85,4 +87,4 @@ def build_static(
         See :func:`driftlab.pipeline.resolve.resolve`; also when a stage has
         no static form.
     """
-    return StaticPipeline(resolve(spec, camera, registry))
+    return StaticPipeline(resolve(spec, camera, registry, seed=seed))

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import multiprocessing
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ import torch
 from driftlab import __version__
 from driftlab.cache import ViewCache
 from driftlab.corruptions.apply import apply_corruption_batch
-from driftlab.datasets.splits import Fold, dataset_folds
+from driftlab.datasets.splits import dataset_folds
 from driftlab.io.images import atomic_path
 from driftlab.models.weights import load_weights
 from driftlab.registry import Registry, get_registry
@@ -119,9 +121,11 @@ def _targets(plan: SynthesisPlan) -> np.ndarray:
     return np.stack([np.asarray(t) for t in items])
 
 
-def _render_views(
+def _view_arrays(
     plan: SynthesisPlan, run: RunDir, registry: Registry, progress: bool
-) -> dict[str, np.ndarray]:
+) -> dict[str, Path]:
+    """Render every view once (content-addressed cache), then stack each pipeline's views
+    into one ``.npy`` file that cell workers memory-map."""
     cache = ViewCache(run.path / "views")
     report = cache.render(
         plan.dataset,
@@ -138,64 +142,130 @@ def _render_views(
         report.repaired,
         report.seconds,
     )
-    return {
-        name: np.stack([cache.load(k) for k in keys]).astype(np.float32)
-        for name, keys in report.keys.items()
-    }
+    arrays = run.path / "arrays"
+    arrays.mkdir(exist_ok=True)
+    paths: dict[str, Path] = {}
+    for name, keys in report.keys.items():
+        digest = hashlib.sha256("".join(keys).encode()).hexdigest()[:16]
+        path = arrays / f"{pipeline_file_name(name)}-{digest}.npy"
+        if not path.is_file():
+            stack = np.stack([cache.load(k) for k in keys]).astype(np.float32)
+            with atomic_path(path) as tmp:
+                np.save(tmp, stack)
+        paths[name] = path
+    return paths
 
 
-def _run_cell(
-    plan: SynthesisPlan,
-    train: str,
-    fold: Fold,
-    views: Mapping[str, np.ndarray],
-    targets: np.ndarray,
-    run: RunDir,
-    progress: bool,
-) -> pd.DataFrame:
-    cfg = plan.config
-    tr = cfg.section("training")
-    seed = derive_seed(tr["seed"], train, fold.index)
+@attrs.frozen
+class CellJob:
+    """Everything one (train pipeline, fold) cell needs, as plain picklable data."""
+
+    train: str
+    fold: int
+    train_index: np.ndarray = attrs.field(eq=False)
+    test_index: np.ndarray = attrs.field(eq=False)
+    test_ids: tuple[str, ...]
+    views: dict[str, str]
+    targets: str
+    model_name: str
+    model_options: dict[str, Any]
+    weights: str | None
+    task: str
+    metric: str
+    output_channels: int
+    tests: tuple[str, ...]
+    conditions: tuple[tuple[str, int], ...]
+    training: dict[str, Any]
+    device: str
+    model_path: str
+    progress: bool
+
+
+def _load_view(paths: Mapping[str, str], name: str, index: np.ndarray) -> np.ndarray:
+    return np.asarray(np.load(paths[name], mmap_mode="r")[index], dtype=np.float32)
+
+
+def _run_cell(job: CellJob) -> pd.DataFrame:
+    """Train one task model and evaluate it on every ISP and corruption condition."""
+    from driftlab.models.loading import get_task_model
+
+    tr = job.training
+    seed = derive_seed(tr["seed"], job.train, job.fold)
     torch.manual_seed(seed)
-    model = plan.model.build(plan.output_channels, **cfg.section("model")["options"])
-    if cfg.section("model").get("weights"):
-        load_weights(model, cfg.section("model")["weights"])
-    train_views = views[train][fold.train]
+    model = get_task_model(job.model_name).build(job.output_channels, **job.model_options)
+    if job.weights:
+        load_weights(model, job.weights)
+    targets = np.load(job.targets)
+    train_views = _load_view(job.views, job.train, job.train_index)
     net = Normalized(model, *channel_stats(train_views))
     fit(
         net,
         train_views,
-        targets[fold.train],
-        plan.task,
+        targets[job.train_index],
+        job.task,
         TrainConfig(
             epochs=tr["epochs"],
             batch_size=tr["batch_size"],
             lr=tr["lr"],
             seed=seed,
-            device=plan.device,
+            device=job.device,
             augment=tr["augment"],
-            progress=progress,
+            progress=job.progress,
         ),
-        description=f"{train} fold {fold.index}",
+        description=f"{job.train} fold {job.fold}",
     )
     net.cpu()
-    with atomic_path(run.models / f"{_cell_key(train, fold.index)}.pt") as tmp:
+    with atomic_path(job.model_path) as tmp:
         torch.save(net.state_dict(), tmp)
-    test_targets = targets[fold.test]
+    test_targets = targets[job.test_index]
     rows: list[tuple] = []
-    for test in plan.test:
-        value = evaluate(net, views[test.name][fold.test], test_targets, plan.task)
-        rows.append((train, fold.index, "isp", test.name, 0, plan.metric, value))
-    base_views = views[train][fold.test]
-    ids = [plan.dataset.ids[i] for i in fold.test]
-    for cond in plan.conditions:
-        seeds = [derive_seed(tr["seed"], cond.name, cond.severity, i) for i in ids]
-        corrupted = apply_corruption_batch(
-            base_views, cond.corruption, max(cond.severity, 1), seeds, clip=True
-        )
-        value = evaluate(net, corrupted, test_targets, plan.task)
-        rows.append((train, fold.index, "corruption", cond.name, cond.severity, plan.metric, value))
+    for test in job.tests:
+        views = _load_view(job.views, test, job.test_index)
+        value = evaluate(net, views, test_targets, job.task, device=job.device)
+        rows.append((job.train, job.fold, "isp", test, 0, job.metric, value))
+    base_views = _load_view(job.views, job.train, job.test_index)
+    for name, severity in job.conditions:
+        seeds = [derive_seed(tr["seed"], name, severity, i) for i in job.test_ids]
+        corrupted = apply_corruption_batch(base_views, name, max(severity, 1), seeds, clip=True)
+        value = evaluate(net, corrupted, test_targets, job.task, device=job.device)
+        rows.append((job.train, job.fold, "corruption", name, severity, job.metric, value))
     return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+
+
+def _worker_init() -> None:
+    # one torch thread per worker process: the processes already use every core
+    torch.set_num_threads(1)
+
+
+def _execute(jobs: Sequence[CellJob], workers: int):
+    """Yield ``(job, table)`` as cells finish: in this process, or in worker processes.
+
+    With ``workers > 1`` every cell runs in a worker process with one torch
+    thread, however many cells remain, so a resumed run computes each cell
+    exactly as an uninterrupted one does.
+    """
+    if not jobs:
+        return
+    if workers <= 1:
+        for job in jobs:
+            yield job, _run_cell(job)
+        return
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init)
+    completed = False
+    try:
+        futures = {pool.submit(_run_cell, job): job for job in jobs}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+        completed = True
+    finally:
+        if completed:
+            pool.shutdown(wait=True)
+        else:  # interrupted or failed: stop the cells still running
+            processes = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                process.terminate()
 
 
 def _install_sigterm() -> Callable[[], None]:
@@ -257,30 +327,58 @@ def run_synthesis(
     restore = _install_sigterm()
     started = time.perf_counter()
     try:
-        views = _render_views(plan, run, registry, progress)
-        targets = _targets(plan)
-        folds = dataset_folds(
-            plan.dataset,
-            n_splits=cfg.section("training")["folds"],
-            seed=cfg.section("training")["seed"],
-        )
+        views = {k: str(v) for k, v in _view_arrays(plan, run, registry, progress).items()}
+        targets_path = run.path / "arrays" / "targets.npy"
+        with atomic_path(targets_path) as tmp:
+            np.save(tmp, _targets(plan))
+        tr = cfg.section("training")
+        folds = dataset_folds(plan.dataset, n_splits=tr["folds"], seed=tr["seed"])
         finished = run.finished_cells()
-        cells: list[pd.DataFrame] = []
-        reused = computed = 0
+        ids = plan.dataset.ids
+        jobs: list[CellJob] = []
         for train in plan.train:
             for fold in folds:
                 key = _cell_key(train.name, fold.index)
                 if key in finished:
-                    cells.append(finished[key])
-                    reused += 1
                     continue
-                frame = _run_cell(plan, train.name, fold, views, targets, run, progress)
-                write_csv_atomic(frame, run.cell_path(key))
-                cells.append(pd.read_csv(run.cell_path(key)))
-                computed += 1
-                log.info(
-                    "cell %s done (%d/%d)", key, reused + computed, len(plan.train) * len(folds)
+                jobs.append(
+                    CellJob(
+                        train=train.name,
+                        fold=fold.index,
+                        train_index=fold.train,
+                        test_index=fold.test,
+                        test_ids=tuple(ids[i] for i in fold.test),
+                        views=views,
+                        targets=str(targets_path),
+                        model_name=plan.model.name,
+                        model_options=dict(cfg.section("model")["options"]),
+                        weights=cfg.section("model").get("weights") or None,
+                        task=plan.task,
+                        metric=plan.metric,
+                        output_channels=plan.output_channels,
+                        tests=tuple(t.name for t in plan.test),
+                        conditions=tuple((c.name, c.severity) for c in plan.conditions),
+                        training=dict(tr),
+                        device=plan.device,
+                        model_path=str(run.models / f"{key}.pt"),
+                        progress=progress,
+                    )
                 )
+        total = len(plan.train) * len(folds)
+        reused = total - len(jobs)
+        workers = int(cfg.section("run")["workers"])
+        computed = 0
+        if reused:
+            log.info(
+                "resuming: %d of %d cells already finished, %d to compute", reused, total, len(jobs)
+            )
+        for job, frame in _execute(jobs, workers if plan.device == "cpu" else 1):
+            key = _cell_key(job.train, job.fold)
+            write_csv_atomic(frame, run.cell_path(key))
+            computed += 1
+            log.info("cell %s done (%d/%d)", key, reused + computed, total)
+        finished = run.finished_cells()
+        cells = [finished[_cell_key(t.name, f.index)] for t in plan.train for f in folds]
     except _Terminated:
         raise KeyboardInterrupt("terminated by SIGTERM; rerun the same command to resume") from None
     finally:
