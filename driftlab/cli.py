@@ -431,8 +431,10 @@ def report(run_dir: Path) -> None:
 
 def _attach_subgroups() -> None:
     from driftlab.cli_data import data
+    from driftlab.cli_optimize import optimize
 
     main.add_command(data)
+    main.add_command(optimize)
 
 
 _attach_subgroups()

@@ -1,0 +1,17 @@
+"""ISP optimisation: frozen vs jointly learned pipeline vs raw input (Oala et al., TMLR 2023)."""
+
+from driftlab.optimize.config import MODES, OptimizeConfig, load_optimize_config
+from driftlab.optimize.packing import pack_bayer
+from driftlab.optimize.runner import OptimizationResult, run_optimization
+from driftlab.optimize.summary import learning_curves, summary_table
+
+__all__ = [
+    "MODES",
+    "OptimizationResult",
+    "OptimizeConfig",
+    "learning_curves",
+    "load_optimize_config",
+    "pack_bayer",
+    "run_optimization",
+    "summary_table",
+]
