@@ -436,6 +436,11 @@ def _attach_subgroups() -> None:
     main.add_command(data)
     main.add_command(optimize)
 
+    from driftlab.cli_forensics import forensics, signature
+
+    main.add_command(forensics)
+    main.add_command(signature)
+
 
 _attach_subgroups()
 

@@ -140,7 +140,8 @@ def driftlab_attacks() -> list[Any]:
     Returns
     -------
     list
-        Attack declarations (attrs instances with a unique ``name``): a
-        search over stage parameters against a frozen task model, keeping
-        every parameter inside its declared domain.
+        :class:`driftlab.attacks.base.AttackSpec` instances (unique
+        ``name``, ``doc``, ``function(problem, space, settings)``,
+        ``needs_gradients``): a search over stage parameters against a
+        frozen task model, keeping every parameter inside its declared domain.
     """

@@ -40,6 +40,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "driftlab.builtin.simulated",
     "driftlab.builtin.corruptions",
     "driftlab.builtin.models",
+    "driftlab.builtin.attacks",
 )
 
 # kind -> (hook name, function giving a declaration's registry key)
@@ -60,6 +61,7 @@ KIND_TYPES: dict[str, str] = {
     "datasets": "driftlab.datasets.base:DatasetSpec",
     "task_models": "driftlab.models.base:TaskModelSpec",
     "corruptions": "driftlab.corruptions.base:CorruptionSpec",
+    "attacks": "driftlab.attacks.base:AttackSpec",
 }
 
 

@@ -1,0 +1,257 @@
+"""The attacked parameter space: which ``"stage.param"`` entries, their defaults,
+domains, units and per-element bounds, and projection back inside them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import attrs
+import numpy as np
+import torch
+
+from driftlab.params import Domain
+from driftlab.pipeline.resolve import ResolvedPipeline
+from driftlab.pipeline.spec import PipelineSpec, StageConfig
+from driftlab.registry import suggest
+
+__all__ = ["AttackTargetError", "ParameterSpace", "Slot", "select_targets", "spec_with_values"]
+
+
+class AttackTargetError(ValueError):
+    """A target names no stage or parameter of the pipeline."""
+
+
+@attrs.frozen
+class Slot:
+    """One attackable parameter.
+
+    Attributes
+    ----------
+    key : str
+        ``"stage.param"``.
+    default : numpy.ndarray
+        float64 default value of the declared shape.
+    domain : Domain
+        Effective domain of the stage parameter.
+    unit : str
+        Physical unit (for reports).
+    low, high : numpy.ndarray
+        float64 element-wise bounds of the search (domain box intersected with
+        any budget or envelope); same shape as ``default``.
+    """
+
+    key: str
+    default: np.ndarray = attrs.field(eq=False)
+    domain: Domain
+    unit: str
+    low: np.ndarray = attrs.field(eq=False)
+    high: np.ndarray = attrs.field(eq=False)
+
+    def project(self, value: torch.Tensor, iterations: int = 200) -> torch.Tensor:
+        """Project onto the element-wise box ``[low, high]`` intersected with the
+        domain's equality constraints, by Dykstra's algorithm (Boyle and Dykstra,
+        1986); exact clamping when the domain has no equality constraint.
+
+        Parameters
+        ----------
+        value : torch.Tensor
+            Tensor of the parameter's shape, any float dtype.
+
+        Returns
+        -------
+        torch.Tensor
+            Same shape and dtype, inside the box and (to about 1e-9) on the
+            affine set.
+        """
+        lo = torch.as_tensor(self.low, dtype=torch.float64, device=value.device)
+        hi = torch.as_tensor(self.high, dtype=torch.float64, device=value.device)
+        x = value.detach().to(torch.float64)
+        if self.domain.row_sum is None and self.domain.total is None:
+            return torch.minimum(torch.maximum(x, lo), hi).to(value.dtype)
+        p = torch.zeros_like(x)
+        q = torch.zeros_like(x)
+        for _ in range(iterations):
+            y = _affine(x + p, self.domain)
+            p = x + p - y
+            x = torch.minimum(torch.maximum(y + q, lo), hi)
+            q = y + q - x
+        return x.to(value.dtype)
+
+
+def _affine(x: torch.Tensor, domain: Domain) -> torch.Tensor:
+    if domain.row_sum is not None:
+        x = x - (x.sum(dim=-1, keepdim=True) - domain.row_sum) / x.shape[-1]
+    if domain.total is not None:
+        x = x - (x.sum() - domain.total) / x.numel()
+    return x
+
+
+def select_targets(
+    available: Sequence[str], targets: str | Iterable[str], where: str = "targets"
+) -> tuple[str, ...]:
+    """Resolve a target selection to ``"stage.param"`` keys.
+
+    Parameters
+    ----------
+    available : sequence of str
+        Attackable keys ``"stage.param"`` in pipeline order.
+    targets : str or iterable of str
+        ``"all"``, stage names (``"gamma"``) and/or parameter keys
+        (``"white_balance.gains"``).
+
+    Returns
+    -------
+    tuple of str
+        Selected keys in pipeline order, without repeats.
+
+    Raises
+    ------
+    AttackTargetError
+        An unknown name (with the closest valid one), or nothing selected.
+    """
+    items = [targets] if isinstance(targets, str) else list(targets)
+    stages = list(dict.fromkeys(k.split(".", 1)[0] for k in available))
+    chosen: set[str] = set()
+    for item in items:
+        if item == "all":
+            chosen.update(available)
+        elif item in available:
+            chosen.add(item)
+        elif item in stages:
+            chosen.update(k for k in available if k.split(".", 1)[0] == item)
+        else:
+            valid = ["all", *stages, *available]
+            raise AttackTargetError(
+                f"{where}: {item!r} is no attackable stage or parameter{suggest(item, valid)}; "
+                f"valid: {', '.join(valid)}"
+            )
+    out = tuple(k for k in available if k in chosen)
+    if not out:
+        raise AttackTargetError(f"{where}: no parameters selected from {items!r}")
+    return out
+
+
+@attrs.frozen
+class ParameterSpace:
+    """Attackable parameters of a resolved pipeline, in pipeline order.
+
+    Parameters
+    ----------
+    slots : tuple of Slot
+    """
+
+    slots: tuple[Slot, ...]
+
+    @classmethod
+    def from_resolved(
+        cls, resolved: ResolvedPipeline, *, differentiable_only: bool = True
+    ) -> ParameterSpace:
+        """Every declared parameter (only the ``nn.Parameter`` ones when
+        ``differentiable_only``) with its default and full-domain bounds."""
+        slots = []
+        for stage in resolved.stages:
+            for p in stage.spec.params:
+                if differentiable_only and not p.differentiable:
+                    continue
+                default = np.asarray(stage.values[p.name], dtype=np.float64)
+                domain = stage.domains[p.name]
+                slots.append(
+                    Slot(
+                        key=f"{stage.name}.{p.name}",
+                        default=default,
+                        domain=domain,
+                        unit=p.unit,
+                        low=np.full(default.shape, domain.low),
+                        high=np.full(default.shape, domain.high),
+                    )
+                )
+        return cls(tuple(slots))
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(s.key for s in self.slots)
+
+    def __getitem__(self, key: str) -> Slot:
+        for slot in self.slots:
+            if slot.key == key:
+                return slot
+        raise AttackTargetError(f"no parameter {key!r}{suggest(key, self.keys)}")
+
+    def subset(self, keys: Iterable[str]) -> ParameterSpace:
+        """The slots named by ``keys`` (in pipeline order)."""
+        keys = set(keys)
+        return ParameterSpace(tuple(s for s in self.slots if s.key in keys))
+
+    def with_budget(self, budget: float | None) -> ParameterSpace:
+        """Narrow every box to ``default +- budget * (domain.high - domain.low)``.
+
+        Raises
+        ------
+        ValueError
+            ``budget`` not in (0, 1].
+        """
+        if budget is None:
+            return self
+        if not 0 < budget <= 1:
+            raise ValueError(
+                f"budget: expected a fraction of the domain width in (0, 1], got {budget}"
+            )
+        out = []
+        for s in self.slots:
+            r = budget * (s.domain.high - s.domain.low)
+            out.append(
+                attrs.evolve(
+                    s, low=np.maximum(s.low, s.default - r), high=np.minimum(s.high, s.default + r)
+                )
+            )
+        return ParameterSpace(tuple(out))
+
+    def with_bounds(self, bounds: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> ParameterSpace:
+        """Intersect the boxes of the named slots with explicit ``(low, high)`` arrays."""
+        out = []
+        for s in self.slots:
+            if s.key in bounds:
+                lo, hi = (
+                    np.broadcast_to(np.asarray(b, np.float64), s.default.shape)
+                    for b in bounds[s.key]
+                )
+                s = attrs.evolve(s, low=np.maximum(s.low, lo), high=np.minimum(s.high, hi))
+            out.append(s)
+        return ParameterSpace(tuple(out))
+
+    def defaults(self) -> dict[str, np.ndarray]:
+        return {s.key: s.default.copy() for s in self.slots}
+
+
+def spec_with_values(
+    resolved: ResolvedPipeline, values: Mapping[str, np.ndarray], name: str | None = None
+) -> PipelineSpec:
+    """The resolved pipeline as a :class:`PipelineSpec` with some parameters replaced.
+
+    Parameters
+    ----------
+    values : mapping
+        ``{"stage.param": array}``; other parameters keep their resolved values.
+
+    Raises
+    ------
+    AttackTargetError
+        A key names no parameter of the pipeline.
+    """
+    known = {f"{s.name}.{k}" for s in resolved.stages for k in s.values}
+    for key in values:
+        if key not in known:
+            raise AttackTargetError(f"no parameter {key!r}{suggest(key, sorted(known))}")
+    stages = []
+    for s in resolved.stages:
+        params = {
+            k: np.asarray(values.get(f"{s.name}.{k}", v), dtype=np.float64).tolist()
+            for k, v in s.values.items()
+        }
+        domains = {k: d for k, d in s.domains.items() if d != s.spec.param(k).domain}
+        stages.append(
+            StageConfig(slot=s.spec.slot, variant=s.spec.variant, params=params, domains=domains)
+        )
+    return PipelineSpec(
+        name=name or resolved.name, stages=stages, description=resolved.spec.description
+    )
