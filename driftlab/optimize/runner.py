@@ -15,11 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing
-import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +35,7 @@ from driftlab.optimize.summary import learning_curves, summary_table
 from driftlab.optimize.trainer import RESULT_COLUMNS, CellJob, CellOutcome, run_cell
 from driftlab.registry import Registry, get_registry
 from driftlab.runs import RunDir, package_versions, write_csv_atomic, write_json_atomic
+from driftlab.runs.cells import execute_cells, sigterm_as_interrupt
 
 __all__ = ["OptimizationResult", "cell_key", "run_optimization"]
 
@@ -119,51 +117,6 @@ def _manifest(plan: OptimizePlan, registry: Registry) -> dict[str, Any]:
         },
         "pipeline": {plan.pipeline.name: plan.pipeline.fingerprint()},
     }
-
-
-def _worker_init() -> None:
-    # one torch thread per worker process: the processes already use every core
-    torch.set_num_threads(1)
-
-
-def _execute(jobs: Sequence[CellJob], workers: int):
-    """Yield ``(job, outcome)`` as cells finish, here or in spawned worker processes."""
-    if not jobs:
-        return
-    if workers <= 1:
-        for job in jobs:
-            yield job, run_cell(job)
-        return
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init)
-    completed = False
-    try:
-        futures = {pool.submit(run_cell, job): job for job in jobs}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
-        completed = True
-    finally:
-        if completed:
-            pool.shutdown(wait=True)
-        else:  # interrupted or failed: stop the cells still running
-            processes = list((getattr(pool, "_processes", None) or {}).values())
-            pool.shutdown(wait=False, cancel_futures=True)
-            for process in processes:
-                process.terminate()
-
-
-def _install_sigterm() -> Callable[[], None]:
-    """Turn SIGTERM into KeyboardInterrupt (worker processes are then stopped); return undo."""
-
-    def handler(signum, frame):  # pragma: no cover - needs a signal from outside
-        raise KeyboardInterrupt("terminated by SIGTERM; rerun the same command to resume")
-
-    previous = signal.getsignal(signal.SIGTERM)
-    try:
-        signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        return lambda: None
-    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def _save_cell(run: RunDir, key: str, outcome: CellOutcome) -> None:
@@ -269,9 +222,9 @@ def run_optimization(
     if reused:
         log.info("resuming: %d of %d cells already finished", reused, len(keys))
     workers = int(cfg.section("run")["workers"]) if plan.device == "cpu" else 1
-    restore = _install_sigterm()
+    restore = sigterm_as_interrupt()
     try:
-        for job, outcome in _execute(jobs, workers):
+        for job, outcome in execute_cells(run_cell, jobs, workers):
             key = cell_key(job.intensity, job.mode, job.fold)
             _save_cell(run, key, outcome)
             computed += 1

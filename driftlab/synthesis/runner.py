@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
-import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +35,7 @@ from driftlab.models.weights import load_weights
 from driftlab.registry import Registry, get_registry
 from driftlab.render import pipeline_file_name
 from driftlab.runs import RunDir, package_versions, write_csv_atomic, write_json_atomic
+from driftlab.runs.cells import execute_cells, sigterm_as_interrupt
 from driftlab.synthesis.config import SynthesisConfig, load_synthesis_config
 from driftlab.synthesis.plan import SynthesisPlan, plan_synthesis
 from driftlab.synthesis.report import write_figures_and_report
@@ -82,10 +80,6 @@ class SynthesisResult:
     @property
     def report(self) -> Path:
         return self.run_dir / "report.html"
-
-
-class _Terminated(Exception):
-    """Raised inside the run when SIGTERM arrives, so atomic writes clean up."""
 
 
 def _cell_key(train: str, fold: int) -> str:
@@ -232,54 +226,6 @@ def _run_cell(job: CellJob) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
 
 
-def _worker_init() -> None:
-    # one torch thread per worker process: the processes already use every core
-    torch.set_num_threads(1)
-
-
-def _execute(jobs: Sequence[CellJob], workers: int):
-    """Yield ``(job, table)`` as cells finish: in this process, or in worker processes.
-
-    With ``workers > 1`` every cell runs in a worker process with one torch
-    thread, however many cells remain, so a resumed run computes each cell
-    exactly as an uninterrupted one does.
-    """
-    if not jobs:
-        return
-    if workers <= 1:
-        for job in jobs:
-            yield job, _run_cell(job)
-        return
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init)
-    completed = False
-    try:
-        futures = {pool.submit(_run_cell, job): job for job in jobs}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
-        completed = True
-    finally:
-        if completed:
-            pool.shutdown(wait=True)
-        else:  # interrupted or failed: stop the cells still running
-            processes = list((getattr(pool, "_processes", None) or {}).values())
-            pool.shutdown(wait=False, cancel_futures=True)
-            for process in processes:
-                process.terminate()
-
-
-def _install_sigterm() -> Callable[[], None]:
-    def handler(signum, frame):  # pragma: no cover - exercised through a subprocess
-        raise _Terminated()
-
-    previous = signal.getsignal(signal.SIGTERM)
-    try:
-        signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        return lambda: None
-    return lambda: signal.signal(signal.SIGTERM, previous)
-
-
 def run_synthesis(
     config: str | Path | Mapping[str, Any] | SynthesisConfig,
     *,
@@ -324,7 +270,7 @@ def run_synthesis(
     run = RunDir(run_dir)
     resumed = run.prepare(cfg.data, cfg.digest, _manifest(plan, registry))
     log.info("run directory %s (%s)", run.path, "resumed" if resumed else "new")
-    restore = _install_sigterm()
+    restore = sigterm_as_interrupt()
     started = time.perf_counter()
     try:
         views = {k: str(v) for k, v in _view_arrays(plan, run, registry, progress).items()}
@@ -372,15 +318,13 @@ def run_synthesis(
             log.info(
                 "resuming: %d of %d cells already finished, %d to compute", reused, total, len(jobs)
             )
-        for job, frame in _execute(jobs, workers if plan.device == "cpu" else 1):
+        for job, frame in execute_cells(_run_cell, jobs, workers if plan.device == "cpu" else 1):
             key = _cell_key(job.train, job.fold)
             write_csv_atomic(frame, run.cell_path(key))
             computed += 1
             log.info("cell %s done (%d/%d)", key, reused + computed, total)
         finished = run.finished_cells()
         cells = [finished[_cell_key(t.name, f.index)] for t in plan.train for f in folds]
-    except _Terminated:
-        raise KeyboardInterrupt("terminated by SIGTERM; rerun the same command to resume") from None
     finally:
         restore()
     log.info(
