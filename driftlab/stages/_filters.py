@@ -55,9 +55,22 @@ def pad_symmetric(x: torch.Tensor, pad_y: int, pad_x: int, mode: str = "symmetri
         ``(..., H + 2 pad_y, W + 2 pad_x)``.
     """
     h, w = x.shape[-2:]
+    shift = 0 if mode == "symmetric" else 1
+    if pad_y + shift <= h and pad_x + shift <= w:
+        # slices and flips are much faster than a gather on CPU
+        return _pad_axis(_pad_axis(x, pad_y, shift, -2), pad_x, shift, -1)
     iy = torch.as_tensor(symmetric_indices(h, pad_y, mode), device=x.device)
     ix = torch.as_tensor(symmetric_indices(w, pad_x, mode), device=x.device)
     return x.index_select(-2, iy).index_select(-1, ix)
+
+
+def _pad_axis(x: torch.Tensor, pad: int, shift: int, dim: int) -> torch.Tensor:
+    if pad == 0:
+        return x
+    n = x.shape[dim]
+    before = x.narrow(dim, shift, pad).flip(dim)
+    after = x.narrow(dim, n - pad - shift, pad).flip(dim)
+    return torch.cat([before, x, after], dim=dim)
 
 
 def convolve2d(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -79,10 +92,11 @@ def convolve2d(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """
     kh, kw = kernel.shape
     b, c, h, w = x.shape
-    padded = pad_symmetric(x, kh // 2, kw // 2).reshape(b * c, 1, h + kh - 1, w + kw - 1)
-    # conv2d is a correlation; flip the kernel to convolve as scipy does.
-    out = F.conv2d(padded, kernel.flip(-1, -2)[None, None])
-    return out.reshape(b, c, h, w)
+    # One grouped convolution over all B*C planes: much faster on CPU than a batch of
+    # single-channel convolutions. conv2d is a correlation, so flip the kernel.
+    padded = pad_symmetric(x, kh // 2, kw // 2).reshape(1, b * c, h + kh - 1, w + kw - 1)
+    weight = kernel.flip(-1, -2)[None, None].expand(b * c, 1, kh, kw)
+    return F.conv2d(padded, weight, groups=b * c).reshape(b, c, h, w)
 
 
 def gaussian_radius(sigma: float, truncate: float = 4.0) -> int:
@@ -111,7 +125,8 @@ def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, truncate: float = 4.0) -
     """
     radius = gaussian_radius(float(sigma.detach()), truncate)
     k1 = gaussian_kernel1d(sigma, radius)
-    return convolve2d(x, torch.outer(k1, k1))
+    # separable, as scipy does it: a column pass then a row pass
+    return convolve2d(convolve2d(x, k1[:, None]), k1[None, :])
 
 
 def gaussian_blur_numpy(x: np.ndarray, sigma: float, truncate: float = 4.0) -> np.ndarray:
