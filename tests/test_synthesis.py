@@ -286,3 +286,14 @@ def test_worker_processes_give_the_same_results(tiny_run, tmp_path):
         b[["train_pipeline", "fold", "test_kind", "test_condition", "severity"]],
     )
     assert np.abs(a["value"] - b["value"]).max() <= 0.05  # torch thread counts may differ
+
+
+def test_summary_without_off_diagonal_cells_has_no_nan():
+    rows = [("a", f, "isp", "a", 0, "accuracy", 0.8) for f in (0, 1)]
+    rows += [("a", f, "corruption", "noise", 3, "accuracy", 0.5) for f in (0, 1)]
+    frame = pd.DataFrame(rows, columns=["train_pipeline", "fold", "test_kind", "test_condition", "severity", "metric", "value"])
+    s = summarize(frame)
+    assert s["mean_isp_drop"] is None
+    assert s["drop_ratio_corruption_over_isp"] is None
+    assert s["per_train_pipeline"]["a"]["isp_drop"] is None
+    json.dumps(s, allow_nan=False)

@@ -68,6 +68,13 @@ def _fold_mean(frame: pd.DataFrame) -> pd.Series:
     return per_fold.groupby(level="train_pipeline", sort=False).mean()
 
 
+def _mean(values: list[float | None]) -> float | None:
+    """Mean of the finite values; None when there are none (e.g. a single test pipeline
+    leaves no off-diagonal cell), so summary.json never holds NaN."""
+    finite = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.mean(finite)) if finite else None
+
+
 def _ranking(scores: pd.Series) -> list[str]:
     # stable: ties keep the configuration order
     order = sorted(range(len(scores)), key=lambda i: (-scores.iloc[i], i))
@@ -112,7 +119,7 @@ def summarize(results: pd.DataFrame, top_k: int = 3) -> dict[str, Any]:
     per_pipeline: dict[str, dict[str, float | None]] = {}
     for t in trains:
         d = float(diag.get(t, np.nan))
-        per_pipeline[t] = {
+        values = {
             "diagonal": d,
             "isp_mean": float(isp_mean[t]),
             "isp_off_diagonal_mean": float(off.get(t, np.nan)),
@@ -120,28 +127,30 @@ def summarize(results: pd.DataFrame, top_k: int = 3) -> dict[str, Any]:
             "corruption_mean": None if corr_mean is None else float(corr_mean[t]),
             "corruption_drop": None if corr_mean is None else d - float(corr_mean[t]),
         }
-    isp_drop = float(np.nanmean([v["isp_drop"] for v in per_pipeline.values()]))
+        # undefined entries (no diagonal or no off-diagonal cell) become None, never NaN
+        per_pipeline[t] = {
+            k: (v if v is None or np.isfinite(v) else None) for k, v in values.items()
+        }
+    isp_drop = _mean([v["isp_drop"] for v in per_pipeline.values()])
     out: dict[str, Any] = {
         "metric": metric,
         "folds": int(results["fold"].nunique()),
         "train_pipelines": trains,
         "test_pipelines": list(dict.fromkeys(isp["test_condition"])),
         "per_train_pipeline": per_pipeline,
-        "mean_diagonal": float(np.nanmean([v["diagonal"] for v in per_pipeline.values()])),
+        "mean_diagonal": _mean([v["diagonal"] for v in per_pipeline.values()]),
         "mean_isp_drop": isp_drop,
         "ranking_isp": _ranking(isp_mean),
     }
     if corr_mean is not None:
-        corr_drop = float(np.nanmean([v["corruption_drop"] for v in per_pipeline.values()]))
+        corr_drop = _mean([v["corruption_drop"] for v in per_pipeline.values()])
         top_isp = out["ranking_isp"][:top_k]
         top_corr = _ranking(corr_mean)[:top_k]
         out.update(
             {
                 "mean_corruption_drop": corr_drop,
                 "drop_ratio_corruption_over_isp": (
-                    corr_drop / isp_drop
-                    if isp_drop not in (0.0,) and np.isfinite(isp_drop)
-                    else None
+                    corr_drop / isp_drop if isp_drop and corr_drop is not None else None
                 ),
                 "ranking_corruption": _ranking(corr_mean),
                 f"top{top_k}_isp": top_isp,
