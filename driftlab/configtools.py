@@ -6,12 +6,22 @@ import copy
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
+
+import attrs
 
 from driftlab.registry import suggest
 from driftlab.tomlio import tomllib
 
-__all__ = ["ConfigError", "apply_overrides", "check_keys", "config_hash", "require_table"]
+__all__ = [
+    "ConfigError",
+    "RunConfig",
+    "apply_overrides",
+    "check_keys",
+    "config_hash",
+    "require_table",
+]
 
 
 class ConfigError(ValueError):
@@ -98,3 +108,32 @@ def config_hash(data: Mapping[str, Any]) -> str:
     """SHA-256 of the canonical JSON form of a configuration."""
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@attrs.frozen
+class RunConfig:
+    """A validated run configuration: plain data, section by section.
+
+    Subclassed by each runner's configuration (synthesis, forensics,
+    optimisation), which adds its own ``from_dict`` validation.
+
+    Attributes
+    ----------
+    data : dict
+        The resolved configuration (defaults filled in, overrides applied,
+        paths absolute); written to the run directory.
+    base : Path
+        Folder relative paths were resolved against.
+    """
+
+    data: dict[str, dict[str, Any]]
+    base: Path
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the resolved configuration (identifies the run)."""
+        return config_hash(self.data)
+
+    def section(self, name: str) -> dict[str, Any]:
+        """One resolved section."""
+        return self.data[name]

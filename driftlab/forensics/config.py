@@ -45,9 +45,9 @@ import attrs
 
 from driftlab.configtools import (
     ConfigError,
+    RunConfig,
     apply_overrides,
     check_keys,
-    config_hash,
     require_table,
 )
 from driftlab.tomlio import read_toml
@@ -133,7 +133,7 @@ def _strings(value: Any, where: str) -> list[str]:
 
 
 @attrs.frozen
-class ForensicsConfig:
+class ForensicsConfig(RunConfig):
     """A validated forensics configuration (registry checks happen in the planner).
 
     Attributes
@@ -144,17 +144,6 @@ class ForensicsConfig:
     base : Path
         Folder relative paths were resolved against.
     """
-
-    data: dict[str, dict[str, Any]]
-    base: Path
-
-    @property
-    def digest(self) -> str:
-        """Hash of the resolved configuration."""
-        return config_hash(self.data)
-
-    def section(self, name: str) -> dict[str, Any]:
-        return self.data[name]
 
     @classmethod
     def from_dict(

@@ -43,9 +43,9 @@ import attrs
 
 from driftlab.configtools import (
     ConfigError,
+    RunConfig,
     apply_overrides,
     check_keys,
-    config_hash,
     require_table,
 )
 from driftlab.registry import suggest
@@ -147,7 +147,7 @@ def _modes(value: Any, where: str) -> list[str]:
 
 
 @attrs.frozen
-class OptimizeConfig:
+class OptimizeConfig(RunConfig):
     """A validated optimisation configuration (plain data; registry checks happen in the plan).
 
     Attributes
@@ -158,18 +158,6 @@ class OptimizeConfig:
     base : Path
         Folder relative paths were resolved against.
     """
-
-    data: dict[str, dict[str, Any]]
-    base: Path
-
-    @property
-    def digest(self) -> str:
-        """SHA-256 of the resolved configuration (identifies the run)."""
-        return config_hash(self.data)
-
-    def section(self, name: str) -> dict[str, Any]:
-        """One resolved section (``dataset``, ``pipeline``, ``model``, ``training``, ``run``)."""
-        return self.data[name]
 
     @classmethod
     def from_dict(

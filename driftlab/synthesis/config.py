@@ -45,9 +45,9 @@ import attrs
 
 from driftlab.configtools import (
     ConfigError,
+    RunConfig,
     apply_overrides,
     check_keys,
-    config_hash,
     require_table,
 )
 from driftlab.tomlio import read_toml
@@ -97,7 +97,7 @@ def _names(value: Any, where: str) -> str | list[str]:
 
 
 @attrs.frozen
-class SynthesisConfig:
+class SynthesisConfig(RunConfig):
     """A validated synthesis configuration (plain data; registry checks happen in the runner).
 
     Attributes
@@ -108,17 +108,6 @@ class SynthesisConfig:
     base : Path
         Folder relative paths were resolved against.
     """
-
-    data: dict[str, dict[str, Any]]
-    base: Path
-
-    @property
-    def digest(self) -> str:
-        """Hash of the resolved configuration (identifies the run)."""
-        return config_hash(self.data)
-
-    def section(self, name: str) -> dict[str, Any]:
-        return self.data[name]
 
     @classmethod
     def from_dict(
