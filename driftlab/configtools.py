@@ -137,3 +137,38 @@ class RunConfig:
     def section(self, name: str) -> dict[str, Any]:
         """One resolved section."""
         return self.data[name]
+
+    @classmethod
+    def from_dict(
+        cls,
+        raw: Mapping[str, Any],
+        base: str | Path = ".",
+        overrides: Sequence[str] = (),
+        where: str = "config",
+    ) -> RunConfig:  # pragma: no cover - every subclass defines its own validation
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, source: Any, overrides: Sequence[str] = ()) -> RunConfig:
+        """Read a configuration from a TOML path, a dict or an existing instance.
+
+        Relative paths are resolved against the TOML file's folder (the
+        current directory for a dict).
+
+        Raises
+        ------
+        FileNotFoundError, ConfigError
+            Missing file, invalid TOML or invalid content, naming file and key.
+        """
+        from driftlab.tomlio import read_toml
+
+        if isinstance(source, cls):
+            return source if not overrides else cls.from_dict(source.data, source.base, overrides)
+        if isinstance(source, Mapping):
+            return cls.from_dict(source, Path.cwd(), overrides)
+        path = Path(source)
+        try:
+            raw = read_toml(path)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        return cls.from_dict(raw, path.parent, overrides, where=str(path))

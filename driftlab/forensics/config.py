@@ -50,7 +50,6 @@ from driftlab.configtools import (
     check_keys,
     require_table,
 )
-from driftlab.tomlio import read_toml
 
 __all__ = ["ForensicsConfig", "load_forensics_config"]
 
@@ -276,15 +275,4 @@ def load_forensics_config(
     FileNotFoundError, ConfigError
         Missing file, invalid TOML or invalid content, naming file and key.
     """
-    if isinstance(source, ForensicsConfig):
-        if not overrides:
-            return source
-        return ForensicsConfig.from_dict(source.data, source.base, overrides)
-    if isinstance(source, Mapping):
-        return ForensicsConfig.from_dict(source, Path.cwd(), overrides)
-    path = Path(source)
-    try:
-        raw = read_toml(path)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
-    return ForensicsConfig.from_dict(raw, path.parent, overrides, where=str(path))
+    return ForensicsConfig.load(source, overrides)  # type: ignore[return-value]

@@ -49,7 +49,6 @@ from driftlab.configtools import (
     require_table,
 )
 from driftlab.registry import suggest
-from driftlab.tomlio import read_toml
 
 __all__ = ["MODES", "OptimizeConfig", "load_optimize_config"]
 
@@ -250,15 +249,4 @@ def load_optimize_config(
     FileNotFoundError, ConfigError
         Missing file, invalid TOML or invalid content, naming file and key.
     """
-    if isinstance(source, OptimizeConfig):
-        if not overrides:
-            return source
-        return OptimizeConfig.from_dict(source.data, source.base, overrides)
-    if isinstance(source, Mapping):
-        return OptimizeConfig.from_dict(source, Path.cwd(), overrides)
-    path = Path(source)
-    try:
-        raw = read_toml(path)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
-    return OptimizeConfig.from_dict(raw, path.parent, overrides, where=str(path))
+    return OptimizeConfig.load(source, overrides)  # type: ignore[return-value]

@@ -50,7 +50,6 @@ from driftlab.configtools import (
     check_keys,
     require_table,
 )
-from driftlab.tomlio import read_toml
 
 __all__ = ["SynthesisConfig", "load_synthesis_config"]
 
@@ -207,15 +206,4 @@ def load_synthesis_config(
     FileNotFoundError, ConfigError
         Missing file, invalid TOML or invalid content, naming file and key.
     """
-    if isinstance(source, SynthesisConfig):
-        if not overrides:
-            return source
-        return SynthesisConfig.from_dict(source.data, source.base, overrides)
-    if isinstance(source, Mapping):
-        return SynthesisConfig.from_dict(source, Path.cwd(), overrides)
-    path = Path(source)
-    try:
-        raw = read_toml(path)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
-    return SynthesisConfig.from_dict(raw, path.parent, overrides, where=str(path))
+    return SynthesisConfig.load(source, overrides)  # type: ignore[return-value]
