@@ -7,7 +7,7 @@ import logging
 import click
 
 from driftlab.configtools import ConfigError
-from driftlab.runs import RunDirError
+from driftlab.errors import RunDirError
 
 __all__ = ["forensics", "signature"]
 

@@ -1,31 +1,16 @@
-"""Helpers shared by the TOML-driven runners: key checks, overrides, hashing."""
+"""Low-level helpers of TOML configurations: key checks with "did you mean", overrides."""
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-import attrs
-
+from driftlab.errors import ConfigError
 from driftlab.registry import suggest
 from driftlab.tomlio import tomllib
 
-__all__ = [
-    "ConfigError",
-    "RunConfig",
-    "apply_overrides",
-    "check_keys",
-    "config_hash",
-    "require_table",
-]
-
-
-class ConfigError(ValueError):
-    """A run configuration is malformed; the message names the key."""
+__all__ = ["ConfigError", "apply_overrides", "check_keys", "require_table"]
 
 
 def check_keys(
@@ -102,73 +87,3 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
                 raise ConfigError(f"--set {item!r}: {key!r} is not a table")
         node[keys[-1]] = _parse_value(text.strip())
     return out
-
-
-def config_hash(data: Mapping[str, Any]) -> str:
-    """SHA-256 of the canonical JSON form of a configuration."""
-    blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-@attrs.frozen
-class RunConfig:
-    """A validated run configuration: plain data, section by section.
-
-    Subclassed by each runner's configuration (synthesis, forensics,
-    optimisation), which adds its own ``from_dict`` validation.
-
-    Attributes
-    ----------
-    data : dict
-        The resolved configuration (defaults filled in, overrides applied,
-        paths absolute); written to the run directory.
-    base : Path
-        Folder relative paths were resolved against.
-    """
-
-    data: dict[str, dict[str, Any]]
-    base: Path
-
-    @property
-    def digest(self) -> str:
-        """SHA-256 of the resolved configuration (identifies the run)."""
-        return config_hash(self.data)
-
-    def section(self, name: str) -> dict[str, Any]:
-        """One resolved section."""
-        return self.data[name]
-
-    @classmethod
-    def from_dict(
-        cls,
-        raw: Mapping[str, Any],
-        base: str | Path = ".",
-        overrides: Sequence[str] = (),
-        where: str = "config",
-    ) -> RunConfig:  # pragma: no cover - every subclass defines its own validation
-        raise NotImplementedError
-
-    @classmethod
-    def load(cls, source: Any, overrides: Sequence[str] = ()) -> RunConfig:
-        """Read a configuration from a TOML path, a dict or an existing instance.
-
-        Relative paths are resolved against the TOML file's folder (the
-        current directory for a dict).
-
-        Raises
-        ------
-        FileNotFoundError, ConfigError
-            Missing file, invalid TOML or invalid content, naming file and key.
-        """
-        from driftlab.tomlio import read_toml
-
-        if isinstance(source, cls):
-            return source if not overrides else cls.from_dict(source.data, source.base, overrides)
-        if isinstance(source, Mapping):
-            return cls.from_dict(source, Path.cwd(), overrides)
-        path = Path(source)
-        try:
-            raw = read_toml(path)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from exc
-        return cls.from_dict(raw, path.parent, overrides, where=str(path))

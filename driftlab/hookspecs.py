@@ -145,3 +145,25 @@ def driftlab_attacks() -> list[Any]:
         ``needs_gradients``): a search over stage parameters against a
         frozen task model, keeping every parameter inside its declared domain.
     """
+
+
+@hookspec
+def driftlab_trackers() -> list[Any]:
+    """Declare experiment trackers (MLflow, ...).
+
+    Returns
+    -------
+    list of driftlab.tracking.TrackerSpec
+        Identified by ``name``: ``create(settings, run_dir) -> Tracker``
+        where ``settings`` is the run's ``[tracking]`` section. A tracker
+        receives the resolved config at the start, each finished cell's
+        metrics, and the summary and report files at the end; the run
+        directory stays the source of truth. ``extra`` names the driftlab
+        extra that installs its dependencies.
+
+    Example
+    -------
+    >>> @hookimpl
+    ... def driftlab_trackers():
+    ...     return [TrackerSpec(name="stdout", doc="print metrics", create=PrintTracker)]
+    """

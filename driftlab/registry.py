@@ -41,6 +41,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "driftlab.builtin.corruptions",
     "driftlab.builtin.models",
     "driftlab.builtin.attacks",
+    "driftlab.builtin.trackers",
 )
 
 # kind -> (hook name, function giving a declaration's registry key)
@@ -51,6 +52,7 @@ KINDS: dict[str, tuple[str, Callable[[Any], str]]] = {
     "task_models": ("driftlab_task_models", lambda d: d.name),
     "corruptions": ("driftlab_corruptions", lambda d: d.name),
     "attacks": ("driftlab_attacks", lambda d: d.name),
+    "trackers": ("driftlab_trackers", lambda d: d.name),
 }
 
 # kind -> "module:Class" every declaration must be an instance of (imported lazily,
@@ -62,6 +64,7 @@ KIND_TYPES: dict[str, str] = {
     "task_models": "driftlab.models.base:TaskModelSpec",
     "corruptions": "driftlab.corruptions.base:CorruptionSpec",
     "attacks": "driftlab.attacks.base:AttackSpec",
+    "trackers": "driftlab.tracking:TrackerSpec",
 }
 
 
@@ -80,6 +83,7 @@ KIND_LABELS = {
     "task_models": "task model",
     "corruptions": "corruption",
     "attacks": "attack",
+    "trackers": "tracker",
 }
 
 
@@ -280,6 +284,20 @@ class Registry:
         owners[key] = info.name
         self._items[kind][key] = item
         info.provides.setdefault(kind, []).append(key)
+
+    # -- pickling (the registry travels with an experiment's cells) -------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """Declarations and plugin infos without the plugin manager (not picklable)."""
+        return {f.name: getattr(self, f.name) for f in attrs.fields(type(self)) if f.name != "pm"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "pm", None)
+
+    def in_process_modules(self) -> list[str]:
+        """Modules of plugins registered in-process (not installed distributions)."""
+        return [p.module for p in self.plugins if p.distribution == "(in-process)"]
 
     # -- lookups ---------------------------------------------------------------------------
     def names(self, kind: str) -> list[str]:

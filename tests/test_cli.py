@@ -54,7 +54,7 @@ def test_pipelines_listing_and_show():
     data = json.loads(run("pipelines", "--json").output)
     assert len(data) == 12
     bad = run("pipelines", "--show", "ma,u,gx")
-    assert bad.exit_code == 1
+    assert bad.exit_code == 2  # an unknown name is a usage error
     assert "did you mean 'ma,u,ga'" in bad.output
 
 

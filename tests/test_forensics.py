@@ -13,7 +13,7 @@ from driftlab.forensics import load_forensics_config, run_forensics
 from driftlab.forensics.runner import RESULT_COLUMNS
 from driftlab.pipeline import get_pipeline, resolve
 from driftlab.registry import get_registry
-from driftlab.runs import RunDirError
+from driftlab.errors import RunDirError
 from driftlab.synthesis import run_synthesis
 
 SYNTHESIS = {
@@ -50,7 +50,7 @@ def forensics_config(run_dir, **changes) -> dict:
 @pytest.fixture(scope="module")
 def synthesis_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth") / "run"
-    run_synthesis(SYNTHESIS, out=out, progress=False)
+    run_synthesis(SYNTHESIS, out=out)
     return out
 
 
@@ -111,7 +111,7 @@ def test_other_config_in_same_directory_is_refused(forensics_run, synthesis_run)
         ({"attacks__names": ["penalti"]}, "did you mean 'penalty'"),
         ({"attacks__targets": [["gama"]]}, "did you mean 'gamma'"),
         ({"attacks__similarity": "psnr"}, "similarity"),
-        ({"model__fold": 7}, "no model for train pipeline 'bi,s,ga' fold 7"),
+        ({"model__fold": 7}, "no finished model for train pipeline 'bi,s,ga' fold 7"),
         ({"pipeline__base": "bi,s,gx"}, "pipeline"),
         ({"split__part": "validation"}, "split].part"),
     ],

@@ -37,10 +37,9 @@ TINY = {
         "isp_lr": 5e-2,
         "folds": 2,
         "seed": 0,
-        "device": "cpu",
         "eval_every": 1,
     },
-    "run": {"workers": 1, "progress": False},
+    "run": {"workers": 1, "progress": False, "device": "cpu"},
 }
 
 
@@ -128,7 +127,7 @@ def test_raw_segmentation_logits_are_upsampled_to_the_mosaic():
         ({"pipeline__name": "bi,s,gx"}, r"\[pipeline\].name.*unknown pipeline"),
         ({"training__epoch": 3}, "unknown key 'epoch'.*did you mean 'epochs'"),
         ({"dataset__name": "embedded-smir"}, r"\[dataset\].name"),
-        ({"dataset__intensities": [1.0, 0.0]}, r"intensities must lie in \(0, 1\]"),
+        ({"dataset__intensities": [1.0, 0.0]}, r"intensities: expected a non-empty list of numbers in \(0, 1\]"),
         ({"training__isp_lr": -1.0}, "isp_lr: expected a positive number"),
         ({"training__eval_every": 5}, "eval_every: 5 exceeds epochs"),
         ({"model__name": "small-unet"}, "segmentation model"),
@@ -267,8 +266,8 @@ def test_segmentation_runs_in_every_mode(tmp_path):
             "options": {"n_items": 48, "size": 16},  # two flights
         },
         "model": {"name": "small-unet", "options": {"width": 4}},
-        "training": {"epochs": 1, "batch_size": 24, "folds": 2, "device": "cpu"},
-        "run": {"workers": 1, "progress": False},
+        "training": {"epochs": 1, "batch_size": 24, "folds": 2},
+        "run": {"workers": 1, "progress": False, "device": "cpu"},
     }
     result = run_optimization(data, out=tmp_path / "run")
     assert list(result.table["mode"]) == ["frozen", "learned", "raw"]

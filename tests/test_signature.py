@@ -31,7 +31,7 @@ SYNTHESIS = {
 def signed(tmp_path_factory):
     """A synthesis model copied to its own folder, then a forensics run with a signature."""
     base = tmp_path_factory.mktemp("signed")
-    run_synthesis(SYNTHESIS, out=base / "synth", progress=False)
+    run_synthesis(SYNTHESIS, out=base / "synth")
     weights = base / "model.pt"
     shutil.copy(base / "synth" / "models" / "bi,s,ga__fold0.pt", weights)
     config = {

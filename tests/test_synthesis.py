@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from driftlab.cli import main
 from driftlab.configtools import ConfigError
-from driftlab.runs import RunDirError
+from driftlab.errors import RunDirError
 from driftlab.synthesis import run_synthesis
 from driftlab.synthesis.summary import summarize
 
@@ -28,8 +28,8 @@ TINY = {
     "pipelines": {"train": ["bi,s,ga", "ma,s,me"], "test": ["bi,s,ga", "ma,s,me", "me,u,me"]},
     "corruptions": {"names": ["identity", "gaussian_noise"], "severities": [1, 5]},
     "model": {"name": "small-cnn", "options": {"width": 8}},
-    "training": {"epochs": 1, "batch_size": 16, "lr": 3e-3, "folds": 2, "seed": 0, "device": "cpu"},
-    "run": {"workers": 0, "progress": False},
+    "training": {"epochs": 1, "batch_size": 16, "lr": 3e-3, "folds": 2, "seed": 0},
+    "run": {"workers": 0, "progress": False, "device": "cpu"},
 }
 
 
@@ -53,7 +53,9 @@ def test_tables_figures_and_report(tiny_run):
     assert len(results) == 2 * 2 * (3 + 1 + 2)
     assert list(results.columns) == [
         "train_pipeline", "fold", "test_kind", "test_condition", "severity", "metric", "value",
+        "device",
     ]  # fmt: skip
+    assert set(results["device"]) == {"cpu"}
     assert set(results["test_kind"]) == {"isp", "corruption"}
     assert set(results["metric"]) == {"accuracy"}
     assert results["value"].between(0, 1).all()
@@ -75,9 +77,11 @@ def test_tables_figures_and_report(tiny_run):
     assert set(summary["ranking_isp"]) == {"bi,s,ga", "ma,s,me"}
     assert "drop_ratio_corruption_over_isp" in summary
     manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["config_hash"] and manifest["packages"]["torch"]
+    assert manifest["identity_sha256"] and manifest["packages"]["torch"]
+    assert manifest["out"] == str(run) and manifest["kind"] == "synthesis"
     html = (run / "report.html").read_text()
-    assert "figures/isp_heatmap.png" in html and "Oala" in html
+    assert "data:image/png;base64," in html and "Oala" in html  # self-contained
+    assert "figures/isp_heatmap.png" in (run / "report.md").read_text()
 
 
 def test_summary_definitions():
@@ -155,7 +159,7 @@ def test_run_directory_of_another_config_is_refused(tiny_run):
         ({"corruptions__names": ["gausian_noise"]}, r"did you mean 'gaussian_noise'"),
         (
             {"corruptions__severities": [7]},
-            r"'gaussian_noise' has severities \[1, 2, 3, 4, 5\], got 7",
+            r"\[corruptions\].severities: expected a non-empty list of integers 1..5",
         ),
         (
             {"dataset__name": "embedded-smaer"},
@@ -169,7 +173,12 @@ def test_run_directory_of_another_config_is_refused(tiny_run):
         ({"training__epoch": 3}, r"\[training\]: unknown key 'epoch' \(did you mean 'epochs'\?\)"),
         ({"training__folds": 1}, r"folds: expected an integer >= 2"),
         ({"training__lr": "fast"}, r"\[training\].lr: expected a positive number"),
-        ({"training__device": "cuda:7"}, r"\[training\].device"),
+        ({"run__device": "cuda:7"}, r"\[run\].device"),
+        ({"training__device": "cpu"}, r"\[training\]: key 'device' moved to \[run\].device"),
+        ({"training__lr": float("nan")}, r"\[training\].lr: expected a positive number"),
+        ({"training__seed": -1}, r"\[training\].seed: expected an integer in \[0, 4294967295\]"),
+        ({"run__workers": -1}, r"\[run\].workers: expected an integer >= 0"),
+        ({"training__folds": 61}, r"\[training\].folds"),
     ],
 )
 def test_config_errors_fail_before_any_work(tmp_path, changes, message):
@@ -216,7 +225,7 @@ def test_cli_synthesize_with_overrides_and_report(tmp_path):
         main,
         ["synthesize", str(config), "--out", str(tmp_path / "z"), "--set", "model.name=resnet-18"],
     )
-    assert bad.exit_code == 1
+    assert bad.exit_code == 2  # configuration errors exit with 2 (docs/user-guide.md)
     assert "did you mean 'resnet18'" in bad.output
 
 
@@ -255,7 +264,7 @@ def test_interrupted_run_resumes_to_the_same_results(tmp_path, sig):
     proc = _cli(config, out)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
-        if len(list((out / "cells").glob("*.csv"))) >= 2:
+        if len(list((out / "cells").glob("*.json"))) >= 2:
             break
         time.sleep(0.05)
     assert proc.poll() is None, "run finished before it could be interrupted"
@@ -264,7 +273,7 @@ def test_interrupted_run_resumes_to_the_same_results(tmp_path, sig):
     assert proc.returncode != 0
     if sig == signal.SIGTERM:
         assert "interrupted" in output
-    finished = len(list((out / "cells").glob("*.csv")))
+    finished = len(list((out / "cells").glob("*.json")))
     assert 2 <= finished < 6
     assert not (out / "results.csv").exists()
     rerun = _cli(config, out)

@@ -30,6 +30,8 @@ Example::
 
     [run]
     out = "../runs/forensics-quickstart"
+    workers = 2
+    device = "auto"
 
 Relative paths (``model.run``, ``model.weights``, ``dataset.data_root``,
 pipeline files, ``run.out``) are resolved against the config file's folder.
@@ -39,230 +41,192 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
-from driftlab.configtools import (
-    ConfigError,
-    RunConfig,
-    apply_overrides,
-    check_keys,
-    require_table,
+from driftlab.atomic import file_sha256
+from driftlab.engine.config import (
+    ExecutorSection,
+    ExperimentConfig,
+    RunSection,
+    TrackingSection,
+    check_choice,
+    check_integer,
+    check_number,
+    check_seed,
+    setting,
 )
+from driftlab.errors import ConfigError
 
 __all__ = ["ForensicsConfig", "load_forensics_config"]
 
-SECTIONS = ("model", "dataset", "split", "pipeline", "attacks", "signature", "run")
-KEYS = {
-    "model": ("run", "train_pipeline", "fold", "name", "options", "weights"),
-    "dataset": ("name", "data_root", "intensity", "options"),
-    "split": ("part", "folds", "fold", "seed", "max_items"),
-    "pipeline": ("base",),
-    "attacks": (
-        "names",
-        "lambdas",
-        "targets",
-        "steps",
-        "lr",
-        "similarity",
-        "budget",
-        "method",
-        "population",
-        "seed",
-        "samples",
-    ),
-    "signature": ("enabled", "threshold", "points", "refine", "tolerance", "steps"),
-    "run": ("out", "progress"),
-}
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "model": {"options": {}},
-    "split": {"part": "test", "max_items": 64},
-    "attacks": {
-        "names": ["penalty", "projected", "search"],
-        "lambdas": [0.0, 1.0],
-        "targets": [["all"]],
-        "steps": 20,
-        "lr": 0.02,
-        "similarity": "ssim",
-        "method": "random",
-        "population": 8,
-        "seed": 0,
-        "samples": 4,
-    },
-    "signature": {
-        "enabled": True,
-        "threshold": 0.95,
-        "points": 6,
-        "refine": 4,
-        "tolerance": 0.02,
-        "steps": 20,
-    },
-    "run": {"progress": False},
-}
+
+def _run_identity(path: str) -> str:
+    """A synthesis run enters the identity by its recorded identity, not its location."""
+    import json
+
+    try:
+        manifest = json.loads((Path(path) / "manifest.json").read_text())
+        return f"run:{manifest.get('identity_sha256')}"
+    except (OSError, ValueError, AttributeError):
+        return "run:unreadable"
 
 
-def _check(value: Any, kinds: type | tuple[type, ...], where: str, what: str) -> Any:
-    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
-    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-        raise ConfigError(f"{where}: expected {what}, got {value!r}")
+@attrs.frozen(kw_only=True)
+class ForensicsModelSection:
+    """``[model]``: a model of a synthesis run, or an architecture plus a weights file."""
+
+    run: str | None = setting(None, path="dir", identity=_run_identity)
+    train_pipeline: str | None = setting(None)
+    fold: int = setting(0, check=check_integer(0))
+    name: str | None = setting(None)
+    options: dict[str, Any] = setting(factory=dict)
+    weights: str | None = setting(
+        None, path="file", identity=lambda path: f"sha256:{file_sha256(path)}"
+    )
+    key: str | None = setting(None, doc="key of the state dict inside a checkpoint dict")
+
+
+@attrs.frozen(kw_only=True)
+class ForensicsDatasetSection:
+    """``[dataset]``: the examined data (defaults to the synthesis run's dataset)."""
+
+    name: str | None = setting(None)
+    data_root: str | None = setting(None, path="dir", identity=False)
+    intensity: float = setting(1.0, check=check_number(0, 1, low_open=True))
+    options: dict[str, Any] = setting(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class SplitSection:
+    """``[split]``: which items are examined."""
+
+    part: str = setting("test", check=check_choice("test", "train", "all"))
+    folds: int | None = setting(None, check=check_integer(2))
+    fold: int | None = setting(None, check=check_integer(0))
+    seed: int | None = setting(None, check=check_seed)
+    max_items: int = setting(64, check=check_integer(1, 100_000))
+
+
+@attrs.frozen(kw_only=True)
+class BasePipelineSection:
+    """``[pipeline]``: the attacked ISP (default: the model's training pipeline)."""
+
+    base: str | None = setting(None, path="toml-entries")
+
+
+def _names(value: str | list[str], where: str) -> list[str]:
+    value = [value] if isinstance(value, str) else value
+    if not value:
+        raise ConfigError(f"{where}: expected a name or a non-empty list of names, got []")
     return value
 
 
-def _number(value: Any, where: str, what: str, low: float, high: float | None = None) -> float:
-    _check(value, (int, float), where, what)
-    if value < low or (high is not None and value > high):
-        raise ConfigError(f"{where}: expected {what}, got {value!r}")
-    return float(value)
+_names.describe = "a name or a non-empty list of names"  # type: ignore[attr-defined]
 
 
-def _integer(value: Any, where: str, least: int) -> int:
-    _check(value, int, where, f"an integer >= {least}")
-    if value < least:
-        raise ConfigError(f"{where}: expected an integer >= {least}, got {value}")
-    return value
+def _lambdas(value: list[float], where: str) -> list[float]:
+    if not value or any(not (v >= 0 and v == v and v != float("inf")) for v in value):
+        raise ConfigError(f"{where}: expected a non-empty list of finite numbers >= 0, got {value}")
+    return [float(v) for v in value]
 
 
-def _strings(value: Any, where: str) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, Sequence) and value and all(isinstance(v, str) for v in value):
-        return list(value)
-    raise ConfigError(f"{where}: expected a name or a non-empty list of names, got {value!r}")
+_lambdas.describe = "a non-empty list of numbers >= 0"  # type: ignore[attr-defined]
+
+
+def _targets(value: Any, where: str) -> list[list[str]]:
+    if isinstance(value, str) or (isinstance(value, list) and value and
+                                  all(isinstance(t, str) for t in value)):  # fmt: skip
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{where}: expected a list of target lists, got {value!r}")
+    out = []
+    for item in value:
+        if isinstance(item, str):
+            item = [item]
+        if not isinstance(item, list) or not item or not all(isinstance(t, str) for t in item):
+            raise ConfigError(f"{where}: expected a list of target lists, got {value!r}")
+        out.append(list(item))
+    return out
+
+
+_targets.describe = "a list of target lists"  # type: ignore[attr-defined]
+
+
+@attrs.frozen(kw_only=True)
+class AttacksSection:
+    """``[attacks]``: which attacks, their strength and search settings."""
+
+    names: str | list[str] = setting(
+        factory=lambda: ["penalty", "projected", "search"], check=_names
+    )
+    lambdas: list[float] = setting(factory=lambda: [0.0, 1.0], check=_lambdas)
+    targets: Any = setting(factory=lambda: [["all"]], check=_targets)
+    steps: int = setting(20, check=check_integer(1, 100_000))
+    lr: float = setting(0.02, check=check_number(0, low_open=True))
+    similarity: str = setting("ssim", check=check_choice("ssim", "l2"))
+    budget: float | None = setting(
+        None, check=check_number(0, 1, low_open=True, what="a fraction in (0, 1]")
+    )
+    method: str = setting("random", check=check_choice("random", "cma"))
+    population: int = setting(8, check=check_integer(1, 10_000))
+    seed: int = setting(0, check=check_seed)
+    samples: int = setting(4, check=check_integer(1, 64), identity=False)
+
+
+@attrs.frozen(kw_only=True)
+class SignatureSection:
+    """``[signature]``: the forensic signature's envelope and acceptance."""
+
+    enabled: bool = setting(True)
+    threshold: float = setting(
+        0.95, check=check_number(0, 1, low_open=True, what="a fraction in (0, 1]")
+    )
+    points: int = setting(6, check=check_integer(1, 1000))
+    refine: int = setting(4, check=check_integer(0, 60))
+    tolerance: float = setting(0.02, check=check_number(0))
+    steps: int = setting(20, check=check_integer(1, 100_000))
 
 
 @attrs.frozen
-class ForensicsConfig(RunConfig):
-    """A validated forensics configuration (registry checks happen in the planner).
+class ForensicsConfig(ExperimentConfig):
+    """A validated forensics configuration (registry checks happen in the planner)."""
 
-    Attributes
-    ----------
-    data : dict
-        Resolved configuration, section by section (defaults filled,
-        overrides applied, paths absolute).
-    base : Path
-        Folder relative paths were resolved against.
-    """
+    KIND: ClassVar[str] = "forensics"
+    SECTIONS: ClassVar[dict[str, type]] = {
+        "model": ForensicsModelSection,
+        "dataset": ForensicsDatasetSection,
+        "split": SplitSection,
+        "pipeline": BasePipelineSection,
+        "attacks": AttacksSection,
+        "signature": SignatureSection,
+        "run": RunSection,
+        "executor": ExecutorSection,
+        "tracking": TrackingSection,
+    }
+    REQUIRED: ClassVar[tuple[str, ...]] = ("model",)
 
-    @classmethod
-    def from_dict(
-        cls,
-        raw: Mapping[str, Any],
-        base: str | Path = ".",
-        overrides: Sequence[str] = (),
-        where: str = "config",
-    ) -> ForensicsConfig:
-        """Validate keys and types, fill defaults, apply ``section.key=value`` overrides.
-
-        Raises
-        ------
-        ConfigError
-            Unknown section or key (with the closest valid name), a missing
-            model source, or a value of the wrong type or range.
-        """
-        base = Path(base).resolve()
-        raw = apply_overrides(raw, overrides)
-        check_keys(raw, SECTIONS, where, required=("model",))
-        data: dict[str, dict[str, Any]] = {}
-        for section in SECTIONS:
-            table = require_table(raw, section, where)
-            check_keys(table, KEYS[section], f"{where} [{section}]")
-            data[section] = {**DEFAULTS.get(section, {}), **table}
-        mo, ds, sp, at, sg = (
-            data[s] for s in ("model", "dataset", "split", "attacks", "signature")
-        )
-        if "run" in mo:
-            _check(mo["run"], str, f"{where} [model].run", "a synthesis run directory")
-            if "train_pipeline" not in mo:
+    def validate(self) -> None:
+        mo, where = self.model, f"{self.source} [model]"
+        if mo.run is not None:
+            if not mo.train_pipeline:
+                raise ConfigError(f"{where}: 'run' needs 'train_pipeline' (e.g. \"bi,s,ga\")")
+            if not (Path(mo.run) / "config.toml").is_file():
                 raise ConfigError(
-                    f"{where} [model]: 'run' needs 'train_pipeline' (e.g. \"bi,s,ga\")"
+                    f"{where}.run: {mo.run} is not a synthesis run directory (no config.toml)"
                 )
-            _check(mo["train_pipeline"], str, f"{where} [model].train_pipeline", "a pipeline name")
-            mo["fold"] = _integer(mo.get("fold", 0), f"{where} [model].fold", 0)
-            mo["run"] = str((base / mo["run"]).resolve())
-        else:
-            for key in ("name", "weights"):
-                if key not in mo:
-                    raise ConfigError(
-                        f"{where} [model]: give either run + train_pipeline (+ fold) or "
-                        f"name + weights; missing {key!r}"
-                    )
-            _check(mo["name"], str, f"{where} [model].name", "a task-model name")
-            _check(mo["weights"], str, f"{where} [model].weights", "a weights file")
-            mo["weights"] = str((base / mo["weights"]).resolve())
-            if "name" not in ds:
+            return
+        for key in ("name", "weights"):
+            if getattr(mo, key) is None:
                 raise ConfigError(
-                    f"{where} [dataset]: missing required key 'name' (no [model].run)"
+                    f"{where}: give either run + train_pipeline (+ fold) or name + weights; "
+                    f"missing {key!r}"
                 )
-        _check(mo["options"], Mapping, f"{where} [model].options", "a table")
-        if ds:
-            ds.setdefault("intensity", 1.0)
-            ds.setdefault("options", {})
-            if "name" in ds:
-                _check(ds["name"], str, f"{where} [dataset].name", "a dataset name")
-            _number(ds["intensity"], f"{where} [dataset].intensity", "a number in (0, 1]", 1e-9, 1)
-            _check(ds["options"], Mapping, f"{where} [dataset].options", "a table")
-            if ds.get("data_root"):
-                ds["data_root"] = str((base / ds["data_root"]).resolve())
-        if sp["part"] not in ("test", "train", "all"):
+        if self.dataset.name is None:
             raise ConfigError(
-                f"{where} [split].part: expected 'test', 'train' or 'all', got {sp['part']!r}"
+                f"{self.source} [dataset]: missing required key 'name' (no [model].run)"
             )
-        sp["max_items"] = _integer(sp["max_items"], f"{where} [split].max_items", 1)
-        for key, least in (("folds", 2), ("fold", 0), ("seed", 0)):
-            if key in sp:
-                _integer(sp[key], f"{where} [split].{key}", least)
-        if "base" in data["pipeline"]:
-            b = _check(data["pipeline"]["base"], str, f"{where} [pipeline].base", "a pipeline name")
-            if b.endswith(".toml"):
-                data["pipeline"]["base"] = str((base / b).resolve())
-        at["names"] = _strings(at["names"], f"{where} [attacks].names")
-        lambdas = at["lambdas"]
-        if not isinstance(lambdas, list) or not lambdas:
-            raise ConfigError(
-                f"{where} [attacks].lambdas: expected a non-empty list of numbers >= 0"
-            )
-        at["lambdas"] = [
-            _number(v, f"{where} [attacks].lambdas", "numbers >= 0", 0) for v in lambdas
-        ]
-        targets = at["targets"]
-        if isinstance(targets, str) or (
-            isinstance(targets, list) and targets and all(isinstance(t, str) for t in targets)
-        ):
-            targets = [targets]
-        if not isinstance(targets, list) or not targets:
-            raise ConfigError(f"{where} [attacks].targets: expected a list of target lists")
-        at["targets"] = [_strings(t, f"{where} [attacks].targets") for t in targets]
-        at["steps"] = _integer(at["steps"], f"{where} [attacks].steps", 1)
-        at["lr"] = _number(at["lr"], f"{where} [attacks].lr", "a positive number", 1e-12)
-        if at["similarity"] not in ("ssim", "l2"):
-            raise ConfigError(
-                f"{where} [attacks].similarity: expected 'ssim' or 'l2', got {at['similarity']!r}"
-            )
-        if at.get("budget") is not None:
-            at["budget"] = _number(
-                at["budget"], f"{where} [attacks].budget", "a fraction in (0, 1]", 1e-9, 1
-            )
-        if at["method"] not in ("random", "cma"):
-            raise ConfigError(
-                f"{where} [attacks].method: expected 'random' or 'cma', got {at['method']!r}"
-            )
-        for key, least in (("population", 1), ("seed", 0), ("samples", 1)):
-            at[key] = _integer(at[key], f"{where} [attacks].{key}", least)
-        _check(sg["enabled"], bool, f"{where} [signature].enabled", "true or false")
-        sg["threshold"] = _number(
-            sg["threshold"], f"{where} [signature].threshold", "a fraction in (0, 1]", 1e-9, 1
-        )
-        sg["points"] = _integer(sg["points"], f"{where} [signature].points", 1)
-        sg["refine"] = _integer(sg["refine"], f"{where} [signature].refine", 0)
-        sg["steps"] = _integer(sg["steps"], f"{where} [signature].steps", 1)
-        sg["tolerance"] = _number(
-            sg["tolerance"], f"{where} [signature].tolerance", "a number >= 0", 0
-        )
-        _check(data["run"]["progress"], bool, f"{where} [run].progress", "true or false")
-        if data["run"].get("out"):
-            data["run"]["out"] = str((base / data["run"]["out"]).resolve())
-        return cls(data=data, base=base)
 
 
 def load_forensics_config(
@@ -272,7 +236,7 @@ def load_forensics_config(
 
     Raises
     ------
-    FileNotFoundError, ConfigError
+    ConfigError
         Missing file, invalid TOML or invalid content, naming file and key.
     """
     return ForensicsConfig.load(source, overrides)  # type: ignore[return-value]

@@ -1,4 +1,4 @@
-"""Markdown/HTML report of a forensics run."""
+"""The report of a forensics run (a :class:`driftlab.engine.report.Report`)."""
 
 from __future__ import annotations
 
@@ -7,52 +7,60 @@ from typing import Any
 
 import pandas as pd
 
-from driftlab.forensics.markup import markdown_to_html
+from driftlab.engine.report import Figure, Paragraph, Report, Section, Table
 from driftlab.forensics.plan import ForensicsPlan
-from driftlab.io.images import atomic_path
 
-__all__ = ["write_report"]
+__all__ = ["CITATION", "build_report"]
+
+CITATION = (
+    'Oala, Aversa et al., "Data Models for Dataset Drift Controls in Machine Learning With '
+    'Optical Images", TMLR 2023'
+)
 
 
-def write_report(
+def build_report(
     run_dir: Path,
     plan: ForensicsPlan,
     results: pd.DataFrame,
     clean: dict[str, float],
     figures: dict[str, Path],
     signature: dict[str, Any] | None,
-) -> dict[str, Path]:
-    """Write ``report.md`` and ``report.html`` into ``run_dir``.
+) -> Report:
+    """Describe the report of a forensics run (figures are already written).
 
     Returns
     -------
-    dict
-        ``{"md": path, "html": path}``.
+    Report
     """
     metric = plan.metric
     model = plan.model_info
-    lines = [
-        f"# Forensics report: {model['name']} on {plan.data_info['name']}",
-        "",
-        f"Model `{Path(model['weights']).name}` (sha256 `{model['sha256'][:16]}...`), "
-        "base pipeline "
-        f"`{plan.problem.resolved.name}`, {plan.data_info['items']} items "
-        f"({plan.data_info['split']['part']} part of fold {plan.data_info['split']['fold']}).",
-        "",
-        f"Clean {metric}: {clean['metric']:.4f}. Attacks maximise task loss minus lambda x view "
-        "distance (Oala et al., TMLR 2023) with every parameter kept in its declared domain.",
-        "",
-        "## Results",
-        "",
-        "| attack | lambda | targets | clean | attacked | view RMS diff | SSIM |",
-        "|---|---|---|---|---|---|---|",
+    intro = [
+        Paragraph(
+            f"Model `{Path(model['weights']).name}` (sha256 `{model['sha256'][:16]}...`), base "
+            f"pipeline `{plan.problem.resolved.name}`, {plan.data_info['items']} items "
+            f"({plan.data_info['split']['part']} part of fold {plan.data_info['split']['fold']})."
+        ),
+        Paragraph(
+            f"Clean {metric}: {clean['metric']:.4f}. Attacks maximise task loss minus lambda x "
+            "view distance with every parameter kept in its declared domain."
+        ),
     ]
-    for _, r in results.iterrows():
-        lines.append(
-            f"| {r['attack']} | {r['lam']:g} | {r['targets']} | {r['clean_metric']:.4f} | "
-            f"{r['attacked_metric']:.4f} | {r['l2']:.4f} | {r['ssim']:.4f} |"
+    rows = [
+        [str(r["attack"]), f"{r['lam']:g}", str(r["targets"]), f"{r['clean_metric']:.4f}",
+         f"{r['attacked_metric']:.4f}", f"{r['l2']:.4f}", f"{r['ssim']:.4f}"]
+        for _, r in results.iterrows()
+    ]  # fmt: skip
+    sections = [
+        Section(
+            "Results",
+            [
+                Table(
+                    ["attack", "lambda", "targets", "clean", "attacked", "view RMS diff", "SSIM"],
+                    rows,
+                )
+            ],
         )
-    lines.append("")
+    ]
     for key, title in (
         ("metric_vs_lambda", "Metric vs lambda"),
         ("metric_vs_distance", "Metric vs view distance"),
@@ -60,23 +68,26 @@ def write_report(
         ("gradient_maps", "Per-stage gradient magnitude of the task loss"),
     ):
         if key in figures:
-            lines += [f"## {title}", "", f"![{title}](figures/{figures[key].name})", ""]
+            sections.append(Section(title, [Figure(f"figures/{figures[key].name}", title)]))
     if signature is not None:
         top, tight, worst = signature["stages"][0], signature["tightest"], signature["worst_case"]
-        lines += [
-            "## Forensic signature",
-            "",
-            f"Most sensitive stage: {top['stage']}; tightest interval: {tight['parameter']} "
-            f"[{tight['low']:.4g}, {tight['high']:.4g}] {tight['unit']}; worst case inside the "
-            f"envelope: {metric} {worst['metric']:.4f}. See `signature.md`.",
-            "",
-        ]
-    lines += ["Files: `results.csv`, `config.toml`, `manifest.json`, `signature.json`.", ""]
-    md = "\n".join(lines)
-    out = {}
-    for suffix, text in (("md", md), ("html", markdown_to_html(md, title="driftlab forensics"))):
-        path = run_dir / f"report.{suffix}"
-        with atomic_path(path) as tmp:
-            tmp.write_text(text)
-        out[suffix] = path
-    return out
+        sections.append(
+            Section(
+                "Forensic signature",
+                [
+                    Paragraph(
+                        f"Most sensitive stage: {top['stage']}; tightest interval: "
+                        f"{tight['parameter']} [{tight['low']:.4g}, {tight['high']:.4g}] "
+                        f"{tight['unit']}; worst case inside the envelope: {metric} "
+                        f"{worst['metric']:.4f}. See `signature.md`."
+                    )
+                ],
+            )
+        )
+    return Report(
+        title=f"Forensics report: {model['name']} on {plan.data_info['name']}",
+        intro=intro,
+        sections=sections,
+        files=["results.csv", "config.toml", "manifest.json", "signature.json"],
+        citation=CITATION,
+    )

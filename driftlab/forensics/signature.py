@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from driftlab import __version__
+from driftlab.atomic import write_json_atomic
 from driftlab.attacks.base import AttackSettings, run_attack
 from driftlab.attacks.space import spec_with_values
 from driftlab.forensics.envelope import envelope_bounds, rank_stages, sweep_envelope
@@ -27,7 +28,6 @@ from driftlab.forensics.markup import markdown_to_html
 from driftlab.forensics.plan import ForensicsPlan
 from driftlab.io.images import atomic_path
 from driftlab.registry import Registry, get_registry
-from driftlab.runs import write_json_atomic
 
 __all__ = ["SCHEMA_ID", "build_signature", "signature_markdown", "write_signature"]
 

@@ -21,119 +21,62 @@ Example::
     isp_lr = 1e-3              # Adam learning rate of the ISP parameters ("learned" mode)
     folds = 3
     seed = 0
-    device = "auto"
     eval_every = 1             # evaluate on the fold's test split every N epochs
     summary_last = 0           # evaluations pooled in the summary: the last N (0 = all)
 
     [run]
     out = "runs/optimize-quickstart"
     workers = 2
+    device = "auto"
 
 Relative paths (``dataset.data_root``, a pipeline TOML file, ``run.out``)
-are resolved against the config file's folder.
+are resolved against the config file's folder; the shared sections are
+those of :mod:`driftlab.engine.config`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
-from driftlab.configtools import (
-    ConfigError,
-    RunConfig,
-    apply_overrides,
-    check_keys,
-    require_table,
+from driftlab.engine.config import (
+    ExecutorSection,
+    ExperimentConfig,
+    ModelSection,
+    RunSection,
+    TrackingSection,
+    check_integer,
+    check_number,
+    check_seed,
+    setting,
 )
+from driftlab.errors import ConfigError
 from driftlab.registry import suggest
 
 __all__ = ["MODES", "OptimizeConfig", "load_optimize_config"]
 
 MODES: tuple[str, ...] = ("frozen", "learned", "raw")
-SECTIONS = ("dataset", "pipeline", "model", "training", "run")
-KEYS = {
-    "dataset": ("name", "data_root", "intensities", "options"),
-    "pipeline": ("name",),
-    "model": ("name", "options"),
-    "training": (
-        "modes",
-        "epochs",
-        "batch_size",
-        "lr",
-        "isp_lr",
-        "folds",
-        "seed",
-        "device",
-        "eval_every",
-        "summary_last",
-    ),
-    "run": ("out", "workers", "progress"),
-}
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "dataset": {"intensities": [1.0], "options": {}},
-    "pipeline": {"name": "bi,s,ga"},
-    "model": {"options": {}},
-    "training": {
-        "modes": list(MODES),
-        "epochs": 5,
-        "batch_size": 32,
-        "lr": 1e-3,
-        "isp_lr": 1e-3,
-        "folds": 5,
-        "seed": 0,
-        "device": "auto",
-        "eval_every": 1,
-        "summary_last": 0,
-    },
-    "run": {"workers": 2, "progress": True},
-}
 
 
-def _typed(value: Any, kind: type | tuple[type, ...], where: str, what: str) -> Any:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-        raise ConfigError(f"{where}: expected {what}, got {value!r}")
-    return value
-
-
-def _integer(value: Any, where: str, least: int) -> int:
-    _typed(value, int, where, f"an integer >= {least}")
-    if value < least:
-        raise ConfigError(f"{where}: expected an integer >= {least}, got {value}")
-    return int(value)
-
-
-def _positive(value: Any, where: str) -> float:
-    _typed(value, (int, float), where, "a positive number")
-    if not value > 0:
-        raise ConfigError(f"{where}: expected a positive number, got {value}")
-    return float(value)
-
-
-def _intensities(value: Any, where: str) -> list[float]:
-    if (
-        not isinstance(value, list)
-        or not value
-        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-    ):
+def _intensities(value: list[float], where: str) -> list[float]:
+    bad = [v for v in value if not 0 < v <= 1]
+    if not value or bad:
         raise ConfigError(f"{where}: expected a non-empty list of numbers in (0, 1], got {value!r}")
-    out = [float(v) for v in value]
-    bad = [v for v in out if not 0 < v <= 1]
-    if bad:
-        raise ConfigError(f"{where}: intensities must lie in (0, 1], got {bad}")
-    if len(set(out)) != len(out):
-        raise ConfigError(f"{where}: repeated intensity levels in {out}")
-    return out
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{where}: repeated intensity levels in {value}")
+    return [float(v) for v in value]
 
 
-def _modes(value: Any, where: str) -> list[str]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{where}: expected a non-empty list out of {list(MODES)}, got {value!r}")
+_intensities.describe = "a non-empty list of numbers in (0, 1]"  # type: ignore[attr-defined]
+
+
+def _modes(value: str | list[str], where: str) -> list[str]:
+    value = [value] if isinstance(value, str) else value
+    if not value:
+        raise ConfigError(f"{where}: expected a non-empty list out of {list(MODES)}, got []")
     for mode in value:
         if mode not in MODES:
             raise ConfigError(
@@ -145,87 +88,71 @@ def _modes(value: Any, where: str) -> list[str]:
     return [m for m in MODES if m in value]  # canonical order
 
 
+_modes.describe = f"a non-empty list out of {list(MODES)}"  # type: ignore[attr-defined]
+
+
+@attrs.frozen(kw_only=True)
+class OptimizeDatasetSection:
+    """``[dataset]``: the raw dataset, opened at every light level."""
+
+    name: str = setting()
+    data_root: str | None = setting(None, path="dir", identity=False)
+    intensities: list[float] = setting(factory=lambda: [1.0], check=_intensities)
+    options: dict[str, Any] = setting(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class PipelineSection:
+    """``[pipeline]``: the base ISP (a name or a TOML file) of the frozen and learned arms."""
+
+    name: str = setting("bi,s,ga", path="toml-entries")
+
+
+@attrs.frozen(kw_only=True)
+class OptimizeTrainingSection:
+    """``[training]``: the arms and how each is trained and evaluated."""
+
+    MOVED: ClassVar[dict[str, str]] = {"device": "[run].device"}
+
+    modes: str | list[str] = setting(factory=lambda: list(MODES), check=_modes)
+    epochs: int = setting(5, check=check_integer(1))
+    batch_size: int = setting(32, check=check_integer(1))
+    lr: float = setting(1e-3, check=check_number(0, low_open=True))
+    isp_lr: float = setting(1e-3, check=check_number(0, low_open=True))
+    folds: int = setting(5, check=check_integer(2))
+    seed: int = setting(0, check=check_seed)
+    eval_every: int = setting(1, check=check_integer(1))
+    summary_last: int = setting(0, check=check_integer(0), identity=False)
+
+
 @attrs.frozen
-class OptimizeConfig(RunConfig):
-    """A validated optimisation configuration (plain data; registry checks happen in the plan).
+class OptimizeConfig(ExperimentConfig):
+    """A validated optimisation configuration (registry checks happen in the plan)."""
 
-    Attributes
-    ----------
-    data : dict
-        The resolved configuration, section by section (defaults filled in,
-        overrides applied, paths absolute); written to the run directory.
-    base : Path
-        Folder relative paths were resolved against.
-    """
+    KIND: ClassVar[str] = "optimize"
+    SECTIONS: ClassVar[dict[str, type]] = {
+        "dataset": OptimizeDatasetSection,
+        "pipeline": PipelineSection,
+        "model": ModelSection,
+        "training": OptimizeTrainingSection,
+        "run": RunSection,
+        "executor": ExecutorSection,
+        "tracking": TrackingSection,
+    }
+    REQUIRED: ClassVar[tuple[str, ...]] = ("dataset", "model")
 
-    @classmethod
-    def from_dict(
-        cls,
-        raw: Mapping[str, Any],
-        base: str | Path = ".",
-        overrides: Sequence[str] = (),
-        where: str = "config",
-    ) -> OptimizeConfig:
-        """Validate keys and types, fill defaults, apply ``section.key=value`` overrides.
-
-        Parameters
-        ----------
-        raw : mapping
-            Parsed TOML.
-        base : str or Path
-            Folder relative paths are resolved against.
-        overrides : sequence of str
-            ``section.key=value`` strings (values parsed as TOML).
-        where : str
-            Name of the source used in error messages (the file path).
-
-        Raises
-        ------
-        ConfigError
-            Unknown section, key or mode (with the closest valid name),
-            missing required key, or a value of the wrong type or range.
-        """
-        base = Path(base).resolve()
-        raw = apply_overrides(raw, overrides)
-        check_keys(raw, SECTIONS, where, required=("dataset", "model"))
-        data: dict[str, dict[str, Any]] = {}
-        for section in SECTIONS:
-            table = require_table(raw, section, where)
-            check_keys(table, KEYS[section], f"{where} [{section}]")
-            data[section] = {**DEFAULTS.get(section, {}), **table}
-        ds, pipe, mo, tr, run = (data[s] for s in SECTIONS)
-        for section, table in (("dataset", ds), ("model", mo)):
-            if "name" not in table:
-                raise ConfigError(f"{where} [{section}]: missing required key 'name'")
-        _typed(ds["name"], str, f"{where} [dataset].name", "a dataset name")
-        _typed(mo["name"], str, f"{where} [model].name", "a task-model name")
-        _typed(pipe["name"], str, f"{where} [pipeline].name", "a pipeline name or TOML file")
-        _typed(ds["options"], Mapping, f"{where} [dataset].options", "a table")
-        _typed(mo["options"], Mapping, f"{where} [model].options", "a table")
-        ds["intensities"] = _intensities(ds["intensities"], f"{where} [dataset].intensities")
-        tr["modes"] = _modes(tr["modes"], f"{where} [training].modes")
-        for key in ("epochs", "batch_size", "eval_every"):
-            tr[key] = _integer(tr[key], f"{where} [training].{key}", 1)
-        tr["folds"] = _integer(tr["folds"], f"{where} [training].folds", 2)
-        tr["seed"] = _integer(tr["seed"], f"{where} [training].seed", 0)
-        tr["summary_last"] = _integer(tr["summary_last"], f"{where} [training].summary_last", 0)
-        if tr["eval_every"] > tr["epochs"]:
+    def validate(self) -> None:
+        tr = self.training
+        if tr.eval_every > tr.epochs:
             raise ConfigError(
-                f"{where} [training].eval_every: {tr['eval_every']} exceeds epochs "
-                f"({tr['epochs']}); the test split would be evaluated only after the last epoch"
+                f"{self.source} [training].eval_every: {tr.eval_every} exceeds epochs "
+                f"({tr.epochs}); the test split would be evaluated only after the last epoch"
             )
-        tr["lr"] = _positive(tr["lr"], f"{where} [training].lr")
-        tr["isp_lr"] = _positive(tr["isp_lr"], f"{where} [training].isp_lr")
-        _typed(tr["device"], str, f"{where} [training].device", "auto, cpu or cuda[:N]")
-        run["workers"] = _integer(run["workers"], f"{where} [run].workers", 1)
-        _typed(run["progress"], bool, f"{where} [run].progress", "true or false")
-        if ds.get("data_root"):
-            ds["data_root"] = str((base / ds["data_root"]).resolve())
-        if pipe["name"].endswith(".toml"):
-            pipe["name"] = str((base / pipe["name"]).resolve())
-        if run.get("out"):
-            run["out"] = str((base / run["out"]).resolve())
-        return cls(data=data, base=base)
+        if self.model.weights:
+            raise ConfigError(
+                f"{self.source} [model].weights: optimisation trains every arm from the same "
+                "random initialisation; remove the key"
+            )
 
 
 def load_optimize_config(
@@ -233,20 +160,9 @@ def load_optimize_config(
 ) -> OptimizeConfig:
     """Read an optimisation config from a TOML path, a dict or an existing config.
 
-    Parameters
-    ----------
-    source : path, mapping or OptimizeConfig
-        A dict is resolved against the current directory.
-    overrides : sequence of str
-        ``section.key=value`` overrides.
-
-    Returns
-    -------
-    OptimizeConfig
-
     Raises
     ------
-    FileNotFoundError, ConfigError
+    ConfigError
         Missing file, invalid TOML or invalid content, naming file and key.
     """
     return OptimizeConfig.load(source, overrides)  # type: ignore[return-value]

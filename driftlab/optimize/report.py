@@ -1,8 +1,7 @@
-"""Learning-curve figure and the Markdown/HTML report of an optimisation run."""
+"""Learning-curve figure and the report of an optimisation run."""
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +11,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from driftlab.io.images import atomic_path
-from driftlab.synthesis.report import CITATION
+from driftlab.atomic import atomic_path
+from driftlab.engine.report import Figure, KeyValues, Paragraph, Report, Section, Table
 
-__all__ = ["PAPER_TABLE4", "curve_figure", "isp_change_table", "write_report"]
+__all__ = ["CITATION", "PAPER_TABLE4", "build_report", "curve_figure", "isp_change_table"]
+
+CITATION = (
+    'Oala, Aversa et al., "Data Models for Dataset Drift Controls in Machine Learning With '
+    'Optical Images", TMLR 2023'
+)
 
 # Oala et al., TMLR 2023, Table 4 (mean over folds and steps), as quoted in DESIGN.md section 5
 PAPER_TABLE4 = (
@@ -92,12 +96,6 @@ def _table_text(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _md(frame: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * frame.shape[1]]
-    lines += ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines)
-
-
 def isp_change_table(isp: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """Largest absolute change of every ISP parameter per learned cell.
 
@@ -123,7 +121,7 @@ def isp_change_table(isp: dict[str, dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(data).T
 
 
-def write_report(
+def build_report(
     run_dir: Path,
     table: pd.DataFrame,
     curves: pd.DataFrame,
@@ -131,8 +129,8 @@ def write_report(
     metric: str,
     header: dict[str, Any],
     isp: dict[str, dict[str, Any]],
-) -> dict[str, Path]:
-    """Write ``figures/learning_curves.png``, ``report.md`` and ``report.html``.
+) -> Report:
+    """Write ``figures/learning_curves.png`` and describe the report.
 
     Parameters
     ----------
@@ -149,79 +147,47 @@ def write_report(
 
     Returns
     -------
-    dict of str to Path
+    Report
     """
     figures = run_dir / "figures"
     figures.mkdir(parents=True, exist_ok=True)
-    written = {
-        "learning_curves": curve_figure(curves, figures / "learning_curves.png", metric=metric)
-    }
+    curve_figure(curves, figures / "learning_curves.png", metric=metric)
     text = _table_text(table)
+    sections = [
+        Section(
+            f"Test {metric}",
+            [
+                Table(
+                    list(text.columns),
+                    [[str(v) for v in row] for row in text.itertuples(index=False)],
+                ),
+                Paragraph(PAPER_TABLE4),
+                Figure("figures/learning_curves.png", "Learning curves (mean ± std over folds)"),
+            ],
+        )
+    ]
     changes = isp_change_table(isp) if isp else pd.DataFrame()
+    if not changes.empty:
+        rows = [
+            [str(cell), *(f"{v:.4f}" for v in values)]
+            for cell, values in zip(changes.index, changes.to_numpy(), strict=True)
+        ]
+        sections.append(
+            Section(
+                "Learned ISP parameters: max |final - initial| per cell",
+                [Table(["cell", *map(str, changes.columns)], rows)],
+            )
+        )
     intro = (
-        f"Protocol after {CITATION}: the task model is trained on raw mosaics through the "
-        "base ISP kept frozen, through the same ISP learned jointly (parameters projected "
-        "into their domains after every step), and directly on the packed raw planes "
-        "(R, Gr, Gb, B). Pooled mean ± std runs over folds and the listed evaluation "
-        "epochs; final is the last epoch only."
+        "The task model is trained on raw mosaics through the base ISP kept frozen, through "
+        "the same ISP learned jointly (parameters projected into their domains after every "
+        "step), and directly on the packed raw planes (R, Gr, Gb, B). Pooled mean ± std runs "
+        "over folds and the listed evaluation epochs; final is the last epoch only."
     )
-    md = [
-        "# Optimisation report",
-        "",
-        intro,
-        "",
-        "| quantity | value |",
-        "|---|---|",
-        *[f"| {k} | {v} |" for k, v in header.items()],
-        "",
-        f"## Test {metric}",
-        "",
-        _md(text),
-        "",
-        PAPER_TABLE4,
-        "",
-        "![Learning curves](figures/learning_curves.png)",
-        "",
-    ]
-    if not changes.empty:
-        md += [
-            "## Learned ISP parameters: max |final - initial| per cell",
-            "",
-            _md(changes.reset_index(names="cell").round(4)),
-            "",
-        ]
-    md += ["Files: `results.csv`, `table.csv`, `curves.csv`, `summary.json`, `config.toml`.", ""]
-    with atomic_path(run_dir / "report.md") as tmp:
-        tmp.write_text("\n".join(md))
-    written["report_md"] = run_dir / "report.md"
-    head = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
-        for k, v in header.items()
+    return Report(
+        title="Optimisation report",
+        intro=[Paragraph(intro), KeyValues([(k, str(v)) for k, v in header.items()])],
+        sections=sections,
+        files=["results.csv", "table.csv", "curves.csv", "summary.json", "config.toml"],
+        citation=CITATION,
     )
-    parts = [
-        "<h1>Optimisation report</h1>",
-        f"<p>{html.escape(intro)}</p>",
-        f"<table>{head}</table>",
-        f"<h2>Test {html.escape(metric)}</h2>",
-        text.to_html(index=False),
-        f"<p>{html.escape(PAPER_TABLE4)}</p>",
-        '<img src="figures/learning_curves.png">',
-    ]
-    if not changes.empty:
-        parts += [
-            "<h2>Learned ISP parameters: max |final - initial| per cell</h2>",
-            changes.to_html(float_format="%.4f"),
-        ]
-    style = (
-        "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
-        "table{border-collapse:collapse;font-size:12px;margin:1em 0}"
-        "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}img{max-width:100%}"
-    )
-    page = (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>driftlab optimisation</title>"
-        f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n"
-    )
-    with atomic_path(run_dir / "report.html") as tmp:
-        tmp.write_text(page)
-    written["report_html"] = run_dir / "report.html"
-    return written

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from driftlab.optimize.trainer import RESULT_COLUMNS
+REQUIRED_COLUMNS = ("intensity", "mode", "fold", "epoch", "metric", "value")
 
 __all__ = ["learning_curves", "pooled_epochs", "summary_table"]
 
@@ -34,7 +34,7 @@ TABLE_COLUMNS = (
 
 
 def _check(results: pd.DataFrame) -> None:
-    missing = set(RESULT_COLUMNS) - set(results.columns)
+    missing = set(REQUIRED_COLUMNS) - set(results.columns)
     if missing:
         raise ValueError(f"results table lacks columns {sorted(missing)}")
 
@@ -59,7 +59,7 @@ def summary_table(results: pd.DataFrame, metric: str, last: int = 0) -> pd.DataF
     Parameters
     ----------
     results : pandas.DataFrame
-        Tidy table with :data:`~driftlab.optimize.trainer.RESULT_COLUMNS`.
+        Tidy table with at least the columns :data:`REQUIRED_COLUMNS`.
     metric : str
         ``"accuracy"`` or ``"iou"``.
     last : int

@@ -1,33 +1,40 @@
-"""Resolve a synthesis configuration against the installed plugins, before any work.
+"""Resolve a synthesis configuration against the plugins, before anything is created.
 
 Everything that can be wrong with a configuration (unknown dataset, model,
 pipeline or corruption, a model for the wrong task, a severity the
 corruption does not have, a pipeline that does not build for the dataset's
-camera, an unavailable device) is found here, so a run fails before the
-first view is rendered or the first model trained.
+camera, an unavailable device, folds the items cannot make, weights that do
+not fit the model) is found here, so a run fails before its run directory
+exists.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import attrs
 
 from driftlab.camera import CameraParams
-from driftlab.configtools import ConfigError
 from driftlab.corruptions.apply import get_corruption
 from driftlab.corruptions.base import CorruptionSpec
 from driftlab.corruptions.protocol import PAPER_CORRUPTIONS
 from driftlab.datasets.base import DatasetError, DatasetSpec, RawDataset
+from driftlab.datasets.splits import Fold, dataset_folds
+from driftlab.engine.planning import (
+    check_initial_weights,
+    data_fingerprint,
+    open_dataset,
+    output_channels,
+    resolve_model,
+    resolve_pipelines,
+    run_device,
+)
+from driftlab.errors import ConfigError
 from driftlab.models.base import TaskModelSpec
-from driftlab.models.device import resolve_device
-from driftlab.models.loading import get_task_model
-from driftlab.pipeline import PipelineSpec, SpecError, build_static, expand_pipeline_names
-from driftlab.registry import Registry, RegistryError, get_registry
+from driftlab.pipeline import PipelineSpec, SpecError, build_static
+from driftlab.registry import Registry, RegistryError
 from driftlab.synthesis.config import SynthesisConfig
 from driftlab.train.metrics import task_metric_name
 
-__all__ = ["Condition", "SynthesisPlan", "output_channels", "plan_synthesis"]
+__all__ = ["Condition", "SynthesisPlan", "plan_synthesis"]
 
 
 @attrs.frozen
@@ -44,9 +51,28 @@ class Condition:
 
 @attrs.frozen
 class SynthesisPlan:
-    """A configuration resolved into plugin declarations and an opened dataset."""
+    """A configuration resolved into plugin declarations and an opened dataset.
+
+    Attributes
+    ----------
+    config : SynthesisConfig
+    registry : Registry
+        The plugins the run uses (travels with the cells).
+    dataset_spec : DatasetSpec
+    dataset : RawDataset
+    camera : CameraParams
+    train, test : tuple of PipelineSpec
+    conditions : tuple of Condition
+    model : TaskModelSpec
+    device : str
+        Resolved torch device.
+    folds : tuple of Fold
+    fingerprint : str
+        SHA-256 of every item's id, target and raw mosaic.
+    """
 
     config: SynthesisConfig
+    registry: Registry
     dataset_spec: DatasetSpec
     dataset: RawDataset
     camera: CameraParams
@@ -55,6 +81,8 @@ class SynthesisPlan:
     conditions: tuple[Condition, ...]
     model: TaskModelSpec
     device: str
+    folds: tuple[Fold, ...]
+    fingerprint: str
 
     @property
     def task(self) -> str:
@@ -75,24 +103,6 @@ class SynthesisPlan:
     @property
     def output_channels(self) -> int:
         return output_channels(self.dataset_spec)
-
-
-def output_channels(spec: DatasetSpec) -> int:
-    """Outputs of a task model for ``spec``: one per class, or 1 logit for binary segmentation."""
-    classes = len(spec.classes)
-    return classes if spec.task == "classification" else (1 if classes <= 2 else classes)
-
-
-def _pipelines(selection, where: str) -> tuple[PipelineSpec, ...]:
-    try:
-        specs = expand_pipeline_names(selection)
-    except (SpecError, FileNotFoundError, ValueError) as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    names = [s.name for s in specs]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ConfigError(f"{where}: pipeline names must be unique, repeated: {', '.join(dupes)}")
-    return tuple(specs)
 
 
 def _conditions(names, severities, registry: Registry, where: str) -> tuple[Condition, ...]:
@@ -121,8 +131,8 @@ def _conditions(names, severities, registry: Registry, where: str) -> tuple[Cond
     return tuple(out)
 
 
-def plan_synthesis(config: SynthesisConfig, registry: Registry | None = None) -> SynthesisPlan:
-    """Check every name in ``config`` and open the dataset.
+def plan_synthesis(config: SynthesisConfig, registry: Registry) -> SynthesisPlan:
+    """Check every name in ``config``, open the dataset, make the folds, check the weights.
 
     Returns
     -------
@@ -132,53 +142,37 @@ def plan_synthesis(config: SynthesisConfig, registry: Registry | None = None) ->
     ------
     ConfigError
         Any unknown or incompatible name, with the closest valid one; a
-        dataset that cannot be opened; an unavailable device.
+        dataset that cannot be opened or split; an unavailable device;
+        weights that do not fit.
     """
-    registry = registry or get_registry()
-    ds_cfg, model_cfg = config.section("dataset"), config.section("model")
-    try:
-        dataset_spec = registry.get("datasets", ds_cfg["name"])
-    except RegistryError as exc:
-        raise ConfigError(f"[dataset].name: {exc}") from None
-    try:
-        model = get_task_model(model_cfg["name"], registry)
-    except (RegistryError, ValueError) as exc:
-        raise ConfigError(f"[model].name: {exc}") from None
-    if model.task != dataset_spec.task:
-        raise ConfigError(
-            f"[model].name: {model.name!r} is a {model.task} model but dataset "
-            f"{dataset_spec.name!r} is a {dataset_spec.task} dataset"
-        )
-    if model_cfg.get("weights") and not Path(model_cfg["weights"]).is_file():
-        raise ConfigError(f"[model].weights: {model_cfg['weights']}: no such file")
-    train = _pipelines(config.section("pipelines")["train"], "[pipelines].train")
-    test = _pipelines(config.section("pipelines")["test"], "[pipelines].test")
-    corruptions = config.section("corruptions")
+    dataset_spec, dataset = open_dataset(config.dataset, registry)
+    model = resolve_model(config.model.name, dataset_spec, registry)
+    train = resolve_pipelines(config.pipelines.train, "[pipelines].train", registry)
+    test = resolve_pipelines(config.pipelines.test, "[pipelines].test", registry)
     conditions = _conditions(
-        corruptions["names"], corruptions["severities"], registry, "[corruptions]"
+        config.corruptions.names, config.corruptions.severities, registry, "[corruptions]"
     )
-    try:
-        device = str(resolve_device(config.section("training")["device"]))
-    except ValueError as exc:
-        raise ConfigError(f"[training].device: {exc}") from None
-    try:
-        dataset = dataset_spec.open(
-            ds_cfg.get("data_root"), intensity=ds_cfg["intensity"], **ds_cfg["options"]
-        )
-    except (DatasetError, TypeError, ValueError, FileNotFoundError) as exc:
-        raise ConfigError(f"[dataset]: {exc}") from None
+    device = run_device(config.run.device)
     camera = dataset.spec.camera
     for spec in {s.name: s for s in (*train, *test)}.values():
         try:
             build_static(spec, camera, registry)
         except SpecError as exc:
             raise ConfigError(f"[pipelines]: {exc}") from None
+    channels = output_channels(dataset.spec)
     try:
-        model.build(output_channels(dataset.spec), **model_cfg["options"])
+        network = model.build(channels, **config.model.options)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"[model].options: {exc}") from None
+    check_initial_weights(network, config.model)
+    tr = config.training
+    try:
+        folds = tuple(dataset_folds(dataset, n_splits=tr.folds, seed=tr.seed))
+    except DatasetError as exc:
+        raise ConfigError(f"[training].folds: {exc}") from None
     return SynthesisPlan(
         config=config,
+        registry=registry,
         dataset_spec=dataset.spec,
         dataset=dataset,
         camera=camera,
@@ -187,4 +181,6 @@ def plan_synthesis(config: SynthesisConfig, registry: Registry | None = None) ->
         conditions=conditions,
         model=model,
         device=device,
+        folds=folds,
+        fingerprint=data_fingerprint(dataset),
     )

@@ -1,28 +1,25 @@
-"""Re-render the figures and report of a finished synthesis run from its tables."""
+"""Re-render the tables, figures and report of a finished synthesis run."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import pandas as pd
-
-from driftlab.runs import write_json_atomic
-from driftlab.synthesis.config import load_synthesis_config
-from driftlab.synthesis.plan import plan_synthesis
-from driftlab.synthesis.report import write_figures_and_report
-from driftlab.synthesis.summary import summarize
+from driftlab.engine.skeleton import rebuild_report as _rebuild
+from driftlab.registry import Registry
+from driftlab.synthesis.experiment import SYNTHESIS
 
 __all__ = ["rebuild_report"]
 
 
-def rebuild_report(run_dir: str | Path) -> dict[str, Path]:
-    """Recompute ``summary.json``, figures and report from ``results.csv`` and ``config.toml``.
+def rebuild_report(run_dir: str | Path, registry: Registry | None = None) -> dict[str, Path]:
+    """Recompute ``results.csv``, ``summary.json``, figures and report from the checked cells.
 
     Parameters
     ----------
     run_dir : str or Path
         A synthesis run directory.
+    registry : Registry, optional
+        Plugins (default: every installed plugin).
 
     Returns
     -------
@@ -31,23 +28,11 @@ def rebuild_report(run_dir: str | Path) -> dict[str, Path]:
 
     Raises
     ------
-    FileNotFoundError
-        If ``results.csv`` or ``config.toml`` is missing (the run has not finished).
-    driftlab.configtools.ConfigError
-        If the stored configuration no longer resolves (e.g. a plugin was removed).
+    FileNotFoundError, driftlab.errors.ConfigError, driftlab.errors.RunDirError
+        See :func:`driftlab.engine.skeleton.rebuild_report`.
     """
-    run_dir = Path(run_dir)
-    for name in ("results.csv", "config.toml"):
-        if not (run_dir / name).is_file():
-            raise FileNotFoundError(
-                f"{run_dir / name}: missing; is {run_dir} a finished synthesis run directory?"
-            )
-    results = pd.read_csv(run_dir / "results.csv")
-    plan = plan_synthesis(load_synthesis_config(run_dir / "config.toml"))
-    summary = summarize(results)
-    old = run_dir / "summary.json"
-    if old.is_file():
-        summary["cells"] = json.loads(old.read_text()).get("cells")
-    write_json_atomic(summary, old)
-    written = write_figures_and_report(run_dir, results, summary, plan)
-    return {"summary": old, **written}
+    if registry is None:
+        from driftlab.registry import get_registry
+
+        registry = get_registry()
+    return _rebuild(SYNTHESIS, run_dir, registry)

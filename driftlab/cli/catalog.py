@@ -1,25 +1,22 @@
-"""The ``driftlab`` command line."""
+"""Catalogue commands: ``plugins``, ``stages``, ``pipelines``, ``verify``, and ``render``."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
-from driftlab import __version__
 from driftlab.cfa import CFA_PATTERNS
+from driftlab.cli.common import echo_table, fail, get_registry_for
 
-__all__ = ["main"]
+__all__ = ["pipelines", "plugins", "render", "stages", "verify"]
 
 
 def _registry():
-    from driftlab.registry import get_registry
-
-    return get_registry()
+    return get_registry_for(click.get_current_context())
 
 
 def _parse_floats(value: str | None, option: str) -> list[float] | None:
@@ -45,27 +42,7 @@ def _parse_shape(value: str | None) -> tuple[int, int] | None:
     return int(parts[0]), int(parts[1])
 
 
-def _echo_table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> None:
-    cells = [[str(c) for c in header], *[[str(c) for c in r] for r in rows]]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    for n, row in enumerate(cells):
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-        if n == 0:
-            click.echo("  ".join("-" * w for w in widths))
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="driftlab")
-def main() -> None:
-    """driftlab: test ML models against camera hardware drift.
-
-    Raw sensor data is rendered through explicit ISP pipelines (static and
-    differentiable) so that a model can be trained under one camera
-    processing and tested under others (Oala et al., TMLR 2023).
-    """
-
-
-@main.command()
+@click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--strict", is_flag=True, help="Exit with status 1 if any plugin failed.")
 def plugins(as_json: bool, strict: bool) -> None:
@@ -95,14 +72,14 @@ def plugins(as_json: bool, strict: bool) -> None:
         for p in registry.plugins:
             provides = "; ".join(f"{kind}: {', '.join(keys)}" for kind, keys in p.provides.items())
             rows.append((p.name, p.distribution, p.version, provides or "-"))
-        _echo_table(rows, ("plugin", "distribution", "version", "provides"))
+        echo_table(rows, ("plugin", "distribution", "version", "provides"))
         for e in registry.errors:
             click.echo(f"ERROR {e.plugin} ({e.distribution}): {e.message}")
     if strict and registry.errors:
         sys.exit(1)
 
 
-@main.command()
+@click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def stages(as_json: bool) -> None:
     """List stage variants with their forms and parameter domains."""
@@ -140,10 +117,10 @@ def stages(as_json: bool) -> None:
     for key, s in sorted(items.items()):
         params = "; ".join(f"{p.name} {p.domain.describe(p.unit)}" for p in s.params) or "-"
         rows.append((key, "+".join(s.forms), registry.owner("stages", key), params))
-    _echo_table(rows, ("stage", "forms", "plugin", "parameters (domain, unit)"))
+    echo_table(rows, ("stage", "forms", "plugin", "parameters (domain, unit)"))
 
 
-@main.command()
+@click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--show", "show", metavar="NAME", help="Print one pipeline's spec as TOML.")
 def pipelines(as_json: bool, show: str | None) -> None:
@@ -154,7 +131,7 @@ def pipelines(as_json: bool, show: str | None) -> None:
         try:
             spec = get_pipeline(show)
         except SpecError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise fail(exc) from None
         if as_json:
             click.echo(json.dumps(spec.to_dict(), indent=2))
         else:
@@ -169,10 +146,10 @@ def pipelines(as_json: bool, show: str | None) -> None:
         (name, " -> ".join(f"{c.slot}.{c.variant}" if c.variant else c.slot for c in s.stages))
         for name, s in PAPER_DATA_MODELS.items()
     ]
-    _echo_table(rows, ("name", "stages"))
+    echo_table(rows, ("name", "stages"))
 
 
-@main.command()
+@click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random test inputs.")
 @click.option("--stage", "stage_keys", multiple=True, help="Only this slot.variant (repeatable).")
@@ -236,7 +213,7 @@ def verify(
             )
             for c in checks
         ]
-        _echo_table(
+        echo_table(
             rows,
             ("stage", "plugin", "max|static-diff|", "tolerance", "cases", "gradcheck", "result"),
         )
@@ -249,7 +226,7 @@ def verify(
         sys.exit(1)
 
 
-@main.command()
+@click.command()
 @click.argument("raw", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--pipelines",
@@ -336,7 +313,7 @@ def render(
             title=f"{raw.name} ({camera.cfa}, {camera.bit_depth}-bit)",
         )
     except (RawReadError, SpecError, RegistryError, ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise fail(exc) from None
     for name, path in result.views.items():
         click.echo(f"{name}: {path}")
     click.echo(f"contact sheet: {result.contact_sheet}")
@@ -349,100 +326,3 @@ def _resolve_device(device: str) -> str:
         return str(resolve_device(device))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--device") from None
-
-
-def _print_synthesis_headline(result) -> None:
-    s = result.summary
-
-    def fmt(value) -> str:
-        return "n/a" if value is None else f"{value:.3f}"
-
-    click.echo(f"run directory: {result.run_dir}")
-    click.echo(f"report: {result.report}")
-    click.echo(
-        f"cells: {result.cells_reused} reused, {result.cells_computed} computed "
-        f"({s['folds']} folds x {len(s['train_pipelines'])} train pipelines)"
-    )
-    click.echo(f"mean {s['metric']} on the training pipeline (diagonal): {fmt(s['mean_diagonal'])}")
-    click.echo(f"mean drop under ISP drift:    {fmt(s['mean_isp_drop'])}")
-    click.echo(f"mean drop under corruptions:  {fmt(s.get('mean_corruption_drop'))}")
-    click.echo(f"ratio corruptions / ISP drift: {fmt(s.get('drop_ratio_corruption_over_isp'))}")
-    click.echo(f"top-3 train pipelines under ISP drift:   {', '.join(s['ranking_isp'][:3])}")
-    if s.get("top3_corruption") is not None:
-        click.echo(f"top-3 train pipelines under corruptions: {', '.join(s['top3_corruption'])}")
-
-
-@main.command()
-@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Run directory."
-)
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a config value, e.g. --set training.epochs=2 (repeatable).",
-)
-@click.option("--device", help="Torch device (auto, cpu, cuda, cuda:N); overrides the config.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
-def synthesize(
-    config: Path, out_dir: Path | None, overrides: tuple[str, ...], device: str | None, quiet: bool
-) -> None:
-    """Train under each ISP pipeline, test under all others and under corruptions.
-
-    Writes results.csv, summary.json, figures and report.md/html to the run
-    directory. Rerunning the same command resumes an interrupted run.
-    """
-    import logging
-
-    from driftlab.configtools import ConfigError
-    from driftlab.runs import RunDirError
-    from driftlab.synthesis import run_synthesis
-
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    extra = list(overrides) + ([f"training.device={device}"] if device else [])
-    if quiet:
-        extra.append("run.progress=false")
-    try:
-        result = run_synthesis(config, out=out_dir, overrides=extra)
-    except (ConfigError, RunDirError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from None
-    except KeyboardInterrupt as exc:
-        click.echo(f"interrupted: {exc or 'rerun the same command to resume'}", err=True)
-        sys.exit(130)
-    _print_synthesis_headline(result)
-
-
-@main.command()
-@click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
-def report(run_dir: Path) -> None:
-    """Re-render the figures and report of a synthesis run from its tables."""
-    from driftlab.configtools import ConfigError
-    from driftlab.synthesis import rebuild_report
-
-    try:
-        written = rebuild_report(run_dir)
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
-    for name, path in written.items():
-        click.echo(f"{name}: {path}")
-
-
-def _attach_subgroups() -> None:
-    from driftlab.cli_data import data
-    from driftlab.cli_optimize import optimize
-
-    main.add_command(data)
-    main.add_command(optimize)
-
-    from driftlab.cli_forensics import forensics, signature
-
-    main.add_command(forensics)
-    main.add_command(signature)
-
-
-_attach_subgroups()
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -1,0 +1,197 @@
+"""Drift optimisation as a filling of the experiment skeleton.
+
+For each intensity level, mode (frozen ISP, learned ISP, packed raw) and
+fold one network is trained on the fold's training mosaics and evaluated on
+its test mosaics every ``eval_every`` epochs (Oala et al., TMLR 2023,
+Sec. 6 and Table 4). An (intensity, mode, fold) cell is the unit of work and
+of resumption.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import attrs
+import numpy as np
+import pandas as pd
+
+from driftlab.engine.cell import Cell
+from driftlab.engine.planning import data_fingerprint
+from driftlab.engine.progress import Progress
+from driftlab.engine.rundir import CellRecord, RunDir
+from driftlab.engine.skeleton import Outcome, Prepared
+from driftlab.naming import cell_key
+from driftlab.optimize.config import OptimizeConfig
+from driftlab.optimize.plan import OptimizePlan, plan_optimization
+from driftlab.optimize.report import build_report
+from driftlab.optimize.summary import learning_curves, summary_table
+from driftlab.optimize.trainer import RESULT_COLUMNS, OptimizeJob, optimize_cell
+from driftlab.registry import Registry
+
+__all__ = ["OPTIMIZE", "OptimizeExperiment", "optimize_key"]
+
+
+def optimize_key(intensity: float, mode: str, fold: int) -> str:
+    """Key of a cell, e.g. ``i0.05__learned__fold1``."""
+    return cell_key(f"i{intensity:g}", mode, f"fold{fold}")
+
+
+class OptimizeExperiment:
+    """See module docstring."""
+
+    kind = "optimize"
+    config_class = OptimizeConfig
+    columns = RESULT_COLUMNS
+
+    def plan(self, config: OptimizeConfig, registry: Registry) -> OptimizePlan:
+        return plan_optimization(config, registry)
+
+    def identity(self, plan: OptimizePlan) -> dict[str, Any]:
+        out: dict[str, Any] = {f"pipeline.{plan.pipeline.name}": plan.pipeline.fingerprint()}
+        for intensity, dataset in plan.datasets.items():
+            out[f"data.fingerprint@{intensity:g}"] = data_fingerprint(dataset)
+        return out
+
+    def manifest(self, plan: OptimizePlan) -> dict[str, Any]:
+        first = next(iter(plan.datasets.values()))
+        return {
+            "seed": plan.config.training.seed,
+            "dataset": {
+                "name": plan.dataset_spec.name,
+                "items": len(first),
+                "ids_sha256": hashlib.sha256("\n".join(first.ids).encode()).hexdigest(),
+                "camera": attrs.asdict(plan.camera),
+            },
+            "pipeline": {plan.pipeline.name: plan.pipeline.fingerprint()},
+        }
+
+    def prepare(self, plan: OptimizePlan, run: RunDir, progress: Progress) -> Prepared:
+        """Stack the mosaics of every level and the targets into checksummed arrays."""
+        first = next(iter(plan.datasets.values()))
+        raws = {}
+        for n, (intensity, dataset) in enumerate(plan.datasets.items(), start=1):
+            stack = np.stack(
+                [np.asarray(dataset[i].raw, dtype=np.float32) for i in range(len(dataset))]
+            )
+            digest = hashlib.sha256(stack.tobytes()).hexdigest()[:16]
+            name = f"raw-i{intensity:g}-{digest}"
+            raws[intensity] = run.reuse_array(name) or run.write_array(name, stack)
+            progress.step("mosaics", n, len(plan.datasets))
+        if plan.task == "classification" and first.labels is not None:
+            targets = np.asarray(first.labels, dtype=np.int64)
+        else:
+            targets = np.stack([np.asarray(first[i].target) for i in range(len(first))])
+        digest = hashlib.sha256(np.ascontiguousarray(targets).tobytes()).hexdigest()[:16]
+        name = f"targets-{digest}"
+        targets_ref = run.reuse_array(name) or run.write_array(name, targets)
+        return Prepared({"raws": raws, "targets": targets_ref}, (*raws.values(), targets_ref))
+
+    def keys(self, plan: OptimizePlan) -> list[str]:
+        return [
+            optimize_key(i, m, f.index)
+            for i in plan.datasets
+            for m in plan.modes
+            for f in plan.folds
+        ]
+
+    def cells(self, plan: OptimizePlan, prepared: Prepared, run: RunDir) -> list[Cell]:
+        tr = plan.config.training
+        training = {
+            "epochs": tr.epochs,
+            "batch_size": tr.batch_size,
+            "lr": tr.lr,
+            "isp_lr": tr.isp_lr,
+            "eval_every": tr.eval_every,
+        }
+        cells = []
+        for intensity in plan.datasets:
+            for mode in plan.modes:
+                for fold in plan.folds:
+                    job = OptimizeJob(
+                        intensity=intensity,
+                        mode=mode,
+                        fold=fold.index,
+                        train_index=fold.train,
+                        test_index=fold.test,
+                        raws=prepared.inputs["raws"][intensity],
+                        targets=prepared.inputs["targets"],
+                        pipeline=plan.pipeline,
+                        camera=plan.camera,
+                        model_name=plan.model.name,
+                        model_options=dict(plan.config.model.options),
+                        output_channels=plan.output_channels,
+                        task=plan.task,
+                        metric=plan.metric,
+                        training=training,
+                        seed=tr.seed,
+                        registry=plan.registry,
+                    )
+                    cells.append(
+                        Cell(
+                            key=optimize_key(intensity, mode, fold.index),
+                            label=f"{mode} @ {intensity:g} fold {fold.index}",
+                            function=optimize_cell,
+                            job=job,
+                        )
+                    )
+        return cells
+
+    def metrics(self, record: CellRecord) -> dict[str, float]:
+        rows = record.rows
+        return {
+            f"{m}/epoch{int(e)}": float(v)
+            for m, e, v in zip(rows["metric"], rows["epoch"], rows["value"], strict=True)
+        }
+
+    def summarize(
+        self, plan: OptimizePlan, run: RunDir, records: list[CellRecord], progress: Progress
+    ) -> Outcome:
+        tr = plan.config.training
+        results = pd.concat([r.rows for r in records], ignore_index=True)[list(RESULT_COLUMNS)]
+        isp: dict[str, dict[str, Any]] = {}
+        for record in records:
+            path = record.files.get("isp.json")
+            if path is not None:
+                isp[record.key] = json.loads(path.read_text())
+        table = summary_table(results, plan.metric, tr.summary_last)
+        curves = learning_curves(results, plan.metric)
+        first = next(iter(plan.datasets.values()))
+        pooled = (
+            "all evaluation epochs"
+            if tr.summary_last == 0
+            else f"last {tr.summary_last} evaluation epochs"
+        )
+        summary = {
+            "metric": plan.metric,
+            "folds": len(plan.folds),
+            "intensities": list(plan.datasets),
+            "modes": plan.modes,
+            "pooled": pooled,
+            "table": table.to_dict(orient="records"),
+        }
+        header = {
+            "dataset": f"{plan.dataset_spec.name} ({len(first)} items)",
+            "base pipeline": plan.pipeline.name,
+            "task model": plan.model.name,
+            "metric": plan.metric,
+            "folds": len(plan.folds),
+            "epochs": tr.epochs,
+            "evaluated every": f"{tr.eval_every} epoch(s)",
+            "pooled epochs": pooled,
+            "lr / isp_lr": f"{tr.lr:g} / {tr.isp_lr:g}",
+        }
+        learned = {k: v for k, v in isp.items() if "__learned__" in k}
+        report = build_report(
+            run.path, table, curves, metric=plan.metric, header=header, isp=learned
+        )
+        return Outcome(
+            tables={"results": results, "table": table, "curves": curves},
+            summary=summary,
+            report=report,
+            extra={"isp": isp},
+        )
+
+
+OPTIMIZE = OptimizeExperiment()
