@@ -44,7 +44,14 @@ from driftlab.engine.cell import (
     watch_parent,
 )
 
-__all__ = ["Executor", "LocalExecutor", "device_for", "make_executor", "register_by_value"]
+__all__ = [
+    "Executor",
+    "LocalExecutor",
+    "device_for",
+    "make_executor",
+    "process_pool",
+    "register_by_value",
+]
 
 Sink = Callable[[tuple[Any, ...]], None]
 
@@ -92,6 +99,33 @@ def _worker_init(events: Any, path: list[str], parent: int) -> None:
     sys.path[:] = path
     watch_parent(parent)
     os.environ["DRIFTLAB_WORKER"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def process_pool(workers: int, events: Any = None) -> ProcessPoolExecutor:
+    """driftlab's one worker-pool policy: ``workers`` *spawned* processes.
+
+    Spawned (never forked) processes, because forking a process whose torch
+    (OpenMP) or CUDA threads are running can deadlock the child; each worker
+    uses one torch thread (the processes already use the cores), sees the
+    driver's ``sys.path`` and exits as soon as the driver dies.
+
+    Parameters
+    ----------
+    workers : int
+        Number of processes (>= 1).
+    events : multiprocessing queue, optional
+        Where cells running in the workers send progress events.
+    """
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_worker_init,
+        initargs=(events, list(sys.path), os.getpid()),
+    )
 
 
 def _emit_to_queue(event: tuple[Any, ...]) -> None:
@@ -145,14 +179,8 @@ class LocalExecutor:
             for i, cell in enumerate(cells):
                 yield execute_cell(cell, device_for(self.device, i), sink)
             return
-        context = multiprocessing.get_context("spawn")
-        events = context.Queue()
-        pool = ProcessPoolExecutor(
-            max_workers=size,
-            mp_context=context,
-            initializer=_worker_init,
-            initargs=(events, list(sys.path), os.getpid()),
-        )
+        events = multiprocessing.get_context("spawn").Queue()
+        pool = process_pool(size, events)
         finished = False
         try:
             futures = {
