@@ -5,10 +5,12 @@ Declarations (:class:`TaskModelSpec`) come from plugins through the
 :mod:`driftlab.builtin.models` registers :data:`BUILTIN_TASK_MODELS`: the
 paper's ``resnet18`` and ``unetpp-resnet`` and the CPU-sized ``small-cnn`` and
 ``small-unet``. A user's model is loaded with :func:`load_model` (state dict,
-checkpoint entry, safetensors, TorchScript or ``torch.export``).
+checkpoint entry, safetensors, TorchScript or ``torch.export``) and
+checked before a run with :func:`check_weights`.
 """
 
 from driftlab.models.base import TASKS, TaskModelError, TaskModelSpec
+from driftlab.models.check import check_weights
 from driftlab.models.device import DeviceError, resolve_device
 from driftlab.models.formats import MODEL_FORMATS, WeightsError, detect_model_format
 from driftlab.models.loading import (
@@ -42,6 +44,7 @@ __all__ = [
     "TaskModelError",
     "TaskModelSpec",
     "WeightsError",
+    "check_weights",
     "detect_model_format",
     "get_task_model",
     "load_model",
