@@ -5,12 +5,14 @@ Declarations (:class:`TaskModelSpec`) come from plugins through the
 :mod:`driftlab.builtin.models` registers :data:`BUILTIN_TASK_MODELS`: the
 paper's ``resnet18`` and ``unetpp-resnet`` and the CPU-sized ``small-cnn`` and
 ``small-unet``. A user's model is loaded with :func:`load_model` (state dict,
-checkpoint entry, safetensors, TorchScript or ``torch.export``) and
-checked before a run with :func:`check_weights`.
+checkpoint entry, safetensors, TorchScript or ``torch.export``), checked
+before a run with :func:`check_weights`, and fed views as its
+:class:`InputContract` says.
 """
 
 from driftlab.models.base import TASKS, TaskModelError, TaskModelSpec
 from driftlab.models.check import check_weights
+from driftlab.models.contract import InputContract, InputContractError
 from driftlab.models.device import DeviceError, resolve_device
 from driftlab.models.formats import MODEL_FORMATS, WeightsError, detect_model_format
 from driftlab.models.loading import (
@@ -38,6 +40,8 @@ __all__ = [
     "UNETPP_RESNET",
     "DeviceError",
     "ExportedProgramModule",
+    "InputContract",
+    "InputContractError",
     "LoadedModel",
     "SmallCNN",
     "SmallUNet",
