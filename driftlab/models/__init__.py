@@ -23,7 +23,7 @@ from driftlab.models.loading import (
     load_model,
     load_task_model,
 )
-from driftlab.models.reference import RESNET18, UNETPP_RESNET
+from driftlab.models.reference import RESNET18, SEGMENTATION_EXTRA, UNETPP_RESNET
 from driftlab.models.small import SMALL_CNN, SMALL_UNET, SmallCNN, SmallUNet
 from driftlab.models.weights import load_weights, read_state_dict, read_weights, save_weights
 
@@ -34,6 +34,7 @@ __all__ = [
     "LOADED_FORMATS",
     "MODEL_FORMATS",
     "RESNET18",
+    "SEGMENTATION_EXTRA",
     "SMALL_CNN",
     "SMALL_UNET",
     "TASKS",
