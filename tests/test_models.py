@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -251,6 +252,19 @@ def test_load_weights_refuses_a_misfit_and_loads_nothing(tmp_path):
         load_weights(model, path)
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key]), key
+
+
+def test_load_weights_reads_a_synthesis_model_as_initial_weights(tmp_path):
+    """Synthesis' own ``models/*.pt`` (a ``Normalized`` state dict) loads into the bare model."""
+    from driftlab.train.normalize import Normalized
+
+    trained = _built(SMALL_CNN, 3, seed=0, width=4)
+    net = Normalized(trained, np.full(3, 0.4, np.float32), np.full(3, 0.2, np.float32))
+    path = tmp_path / "bi_s_ga__fold0.pt"
+    torch.save(net.state_dict(), path)
+    fresh = load_weights(_built(SMALL_CNN, 3, seed=1, width=4), path)
+    with torch.no_grad():
+        assert torch.equal(fresh(_views()), trained(_views()))
 
 
 def test_load_task_model_gives_a_view_model(tmp_path, registry):
