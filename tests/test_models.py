@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
-import zipfile
-
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from driftlab.hookspecs import hookimpl
 from driftlab.models import (
     BUILTIN_TASK_MODELS,
     RESNET18,
@@ -17,18 +14,15 @@ from driftlab.models import (
     SMALL_UNET,
     UNETPP_RESNET,
     DeviceError,
-    ExportedProgramModule,
     TaskModelError,
     TaskModelSpec,
     WeightsError,
-    detect_model_format,
     load_task_model,
     load_weights,
-    read_state_dict,
     resolve_device,
     save_weights,
 )
-from driftlab.registry import Registry, RegistryError
+from driftlab.registry import Registry
 
 SPECS = {spec.name: spec for spec in BUILTIN_TASK_MODELS}
 
@@ -240,7 +234,41 @@ def test_weights_round_trip(name, tmp_path):
         assert torch.equal(loaded[key], value), key
 
 
-def test_load_task_model_with_an_architecture(tmp_path, registry):
+def test_save_weights_needs_an_existing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"folder .* does not exist"):
+        save_weights(SMALL_CNN.build(3), tmp_path / "no" / "w.pt")
+
+
+def test_load_weights_refuses_a_misfit_and_loads_nothing(tmp_path):
+    state = SMALL_CNN.build(3).state_dict()
+    state.pop("classifier.bias")
+    path = tmp_path / "keys.pt"
+    torch.save(state, path)
+    model = SMALL_CNN.build(3)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(
+        WeightsError, match=r"does not fit SmallCNN: 1 missing key \('classifier\.bias'\)"
+    ):
+        load_weights(model, path)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+
+def test_load_weights_reads_a_synthesis_model_as_initial_weights(tmp_path):
+    """Synthesis' own ``models/*.pt`` (a ``Normalized`` state dict) loads into the bare model."""
+    from driftlab.train.normalize import Normalized
+
+    trained = _built(SMALL_CNN, 3, seed=0, width=4)
+    net = Normalized(trained, np.full(3, 0.4, np.float32), np.full(3, 0.2, np.float32))
+    path = tmp_path / "bi_s_ga__fold0.pt"
+    torch.save(net.state_dict(), path)
+    fresh = load_weights(_built(SMALL_CNN, 3, seed=1, width=4), path)
+    with torch.no_grad():
+        assert torch.equal(fresh(_views()), trained(_views()))
+
+
+def test_load_task_model_gives_a_view_model(tmp_path, registry):
+    """The script shortcut returns ``load_model(...).view_model()``: stored normalisation applied."""
     trained = _built(SMALL_UNET, 2, seed=0, width=8)
     path = save_weights(trained, tmp_path / "unet.pt")
     loaded = load_task_model(
@@ -251,213 +279,6 @@ def test_load_task_model_with_an_architecture(tmp_path, registry):
         assert torch.equal(loaded(_views()), trained(_views()))
     random_init = load_task_model(architecture="small-cnn", num_classes=4, registry=registry)
     assert not random_init.training
-
-
-def test_architecture_from_a_third_party_plugin(tmp_path):
-    class Tiny(nn.Module):
-        def __init__(self, num_classes: int, in_channels: int = 3) -> None:
-            super().__init__()
-            self.conv = nn.Conv2d(in_channels, num_classes, 1)
-
-        def forward(self, x):
-            return self.conv(x).mean(dim=(2, 3))
-
-    spec = TaskModelSpec(name="tiny", task="classification", doc="d", factory=Tiny)
-
-    class Plugin:
-        @hookimpl
-        def driftlab_task_models(self):
-            return [spec]
-
-    reg = Registry.load(entry_points=False, extra=[("tiny-plugin", Plugin())])
-    trained = Tiny(3)
-    path = save_weights(trained, tmp_path / "tiny.pt")
-    loaded = load_task_model(path, architecture="tiny", num_classes=3, registry=reg)
-    with torch.no_grad():
-        assert torch.equal(loaded(_views()), trained(_views()))
-
-
-def test_checkpoint_entry_and_legacy_format(tmp_path):
-    trained = _built(SMALL_CNN, 3, seed=0)
-    checkpoint = tmp_path / "checkpoint.pt"
-    torch.save({"epoch": 4, "state_dict": trained.state_dict()}, checkpoint)
-    with pytest.raises(WeightsError, match="pass key='state_dict'"):
-        load_weights(_built(SMALL_CNN, 3, seed=1), checkpoint)
-    with pytest.raises(
-        WeightsError, match=r"has no entry 'model' \(entries: 'epoch', 'state_dict'\)"
-    ):
-        load_weights(_built(SMALL_CNN, 3, seed=1), checkpoint, key="model")
-    fresh = load_weights(_built(SMALL_CNN, 3, seed=1), checkpoint, key="state_dict")
-    assert torch.equal(fresh.classifier.weight, trained.classifier.weight)
-    legacy = tmp_path / "legacy.pt"
-    torch.save(trained.state_dict(), legacy, _use_new_zipfile_serialization=False)
-    assert detect_model_format(legacy) == "state_dict"
-    fresh = load_weights(_built(SMALL_CNN, 3, seed=1), legacy)
-    assert torch.equal(fresh.classifier.weight, trained.classifier.weight)
-
-
-# -- every bad-weights error path ----------------------------------------------------------------
-def test_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"weights file '.*nope\.pt' does not exist"):
-        load_weights(SMALL_CNN.build(3), tmp_path / "nope.pt")
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        load_task_model(tmp_path / "nope.pt")
-    with pytest.raises(WeightsError, match="is not a regular file"):
-        load_weights(SMALL_CNN.build(3), tmp_path)
-    with pytest.raises(FileNotFoundError, match=r"folder .* does not exist"):
-        save_weights(SMALL_CNN.build(3), tmp_path / "no" / "w.pt")
-
-
-def test_not_a_pytorch_file(tmp_path):
-    text = tmp_path / "notes.pt"
-    text.write_text("these are not weights")
-    with pytest.raises(WeightsError, match="is not a PyTorch file"):
-        load_weights(SMALL_CNN.build(3), text)
-    other_zip = tmp_path / "other.pt"
-    with zipfile.ZipFile(other_zip, "w") as archive:
-        archive.writestr("readme.txt", "hello")
-    with pytest.raises(WeightsError, match=r"zip archive but was not written by torch\.save"):
-        load_weights(SMALL_CNN.build(3), other_zip)
-    truncated = tmp_path / "truncated.pt"
-    torch.save(SMALL_CNN.build(3).state_dict(), truncated, _use_new_zipfile_serialization=False)
-    truncated.write_bytes(truncated.read_bytes()[:40])
-    with pytest.raises(WeightsError, match=r"could not be read by torch\.load"):
-        load_weights(SMALL_CNN.build(3), truncated)
-
-
-def test_pickled_whole_model_is_refused(tmp_path):
-    path = tmp_path / "whole.pt"
-    torch.save(SMALL_CNN.build(3), path)
-    with pytest.raises(
-        WeightsError,
-        match=r"pickled Python objects .*needs driftlab\.models\.small\.SmallCNN.*model\.state_dict\(\)",
-    ):
-        read_state_dict(path)
-
-
-@pytest.mark.parametrize(
-    ("content", "match"),
-    [
-        ([1, 2, 3], "expected a state dict .* got list"),
-        ({}, "the state dict is empty"),
-        ({"weight": 3.0}, r"entries 'weight' \(float\) are not tensors"),
-        ({1: torch.zeros(1)}, r"entries 1 \(Tensor\) are not tensors named by strings"),
-    ],
-)
-def test_not_a_state_dict(content, match, tmp_path):
-    path = tmp_path / "odd.pt"
-    torch.save(content, path)
-    with pytest.raises(WeightsError, match=match):
-        load_weights(SMALL_CNN.build(3), path)
-
-
-def test_missing_and_unexpected_keys(tmp_path):
-    state = SMALL_CNN.build(3).state_dict()
-    state.pop("classifier.bias")
-    state["extra.weight"] = torch.zeros(2)
-    path = tmp_path / "keys.pt"
-    torch.save(state, path)
-    model = SMALL_CNN.build(3)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    with pytest.raises(WeightsError) as info:
-        load_weights(model, path)
-    message = str(info.value)
-    assert "does not fit SmallCNN" in message
-    assert "missing keys (1): 'classifier.bias'" in message
-    assert "unexpected keys (1): 'extra.weight'" in message
-    for key, value in model.state_dict().items():  # nothing was loaded
-        assert torch.equal(value, before[key]), key
-
-
-def test_shape_mismatch_names_key_and_both_shapes(tmp_path):
-    path = save_weights(SMALL_CNN.build(3), tmp_path / "three.pt")
-    with pytest.raises(WeightsError) as info:
-        load_weights(SMALL_CNN.build(9), path)
-    message = str(info.value)
-    assert (
-        "shape mismatch for 'classifier.weight': file has (3, 64), model expects (9, 64)" in message
-    )
-    assert "shape mismatch for 'classifier.bias': file has (3,), model expects (9,)" in message
-    with pytest.raises(WeightsError, match="and 8 more shape mismatches"):
-        load_weights(SMALL_CNN.build(3, width=8), path)
-
-
-def test_data_parallel_prefix_is_explained(tmp_path):
-    state = {f"module.{k}": v for k, v in SMALL_CNN.build(3).state_dict().items()}
-    path = tmp_path / "dp.pt"
-    torch.save(state, path)
-    with pytest.raises(WeightsError, match=r"'module\.' prefix of DataParallel"):
-        load_weights(SMALL_CNN.build(3), path)
-
-
-# -- TorchScript and exported programs ---------------------------------------------------------
-@pytest.mark.parametrize("spec", [SMALL_CNN, SMALL_UNET], ids=lambda s: s.name)
-def test_torchscript_file(spec, tmp_path):
-    trained = _built(spec, 3, seed=0)
-    path = tmp_path / "scripted.pt"
-    with warnings.catch_warnings():  # torch.jit.script is deprecated in recent torch
-        warnings.simplefilter("ignore", FutureWarning)
-        torch.jit.save(torch.jit.script(trained), str(path))
-    assert detect_model_format(path) == "torchscript"
-    loaded = load_task_model(path)
-    assert isinstance(loaded, torch.jit.ScriptModule) and not loaded.training
-    with torch.no_grad():
-        torch.testing.assert_close(loaded(_views()), trained(_views()))
-    with pytest.raises(WeightsError, match="is a TorchScript archive, not a state dict"):
-        load_weights(spec.build(3), path)
-
-
-@pytest.mark.parametrize("spec", [SMALL_CNN, SMALL_UNET], ids=lambda s: s.name)
-def test_exported_program(spec, tmp_path):
-    trained = _built(spec, 3, seed=0)
-    batch = torch.export.Dim("batch")
-    program = torch.export.export(trained, (_views(),), dynamic_shapes={"x": {0: batch}})
-    path = tmp_path / "exported.pt2"
-    torch.export.save(program, path)
-    assert detect_model_format(path) == "exported"
-    loaded = load_task_model(path)
-    assert isinstance(loaded, ExportedProgramModule)
-    assert loaded.eval() is loaded and not loaded.training
-    for size in (2, 3):
-        with torch.no_grad():
-            torch.testing.assert_close(loaded(_views(size)), trained(_views(size)))
-    # frozen-model attacks need gradients with respect to the input
-    x = _views().requires_grad_(True)
-    loaded(x).sum().backward()
-    assert x.grad is not None and x.grad.abs().sum() > 0
-    with pytest.raises(WeightsError, match=r"is a torch\.export archive, not a state dict"):
-        read_state_dict(path)
-
-
-def test_load_task_model_errors(tmp_path, registry):
-    weights = save_weights(SMALL_CNN.build(3), tmp_path / "w.pt")
-    scripted = tmp_path / "s.pt"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        torch.jit.save(torch.jit.script(SMALL_CNN.build(3).eval()), str(scripted))
-    with pytest.raises(TaskModelError, match="give a model file"):
-        load_task_model()
-    with pytest.raises(WeightsError, match=r"without their architecture: pass architecture="):
-        load_task_model(weights, registry=registry)
-    with pytest.raises(WeightsError, match="is a TorchScript archive"):
-        load_task_model(scripted, architecture="small-cnn", num_classes=3, registry=registry)
-    with pytest.raises(TaskModelError, match="num_classes apply only with architecture"):
-        load_task_model(scripted, num_classes=3, registry=registry)
-    with pytest.raises(TaskModelError, match="num_classes is required"):
-        load_task_model(weights, architecture="small-cnn", registry=registry)
-    with pytest.raises(RegistryError, match="did you mean 'small-cnn'"):
-        load_task_model(weights, architecture="smal-cnn", num_classes=3, registry=registry)
-    with pytest.raises(TaskModelError, match="weights_key applies only with a weights file"):
-        load_task_model(
-            architecture="small-cnn", num_classes=3, weights_key="model", registry=registry
-        )
-    broken = tmp_path / "broken.pt2"
-    with zipfile.ZipFile(broken, "w") as archive:
-        archive.writestr("broken/archive_format", "pt2")
-    with pytest.raises(
-        WeightsError, match="looks like an exported program but could not be loaded"
-    ):
-        load_task_model(broken)
 
 
 # -- devices ---------------------------------------------------------------------------------

@@ -2,17 +2,31 @@
 
 Both are built with random initialisation: pretrained ImageNet weights
 cannot be downloaded at run time (DESIGN section 5); load trained weights
-with :func:`driftlab.models.load_weights`. torchvision and
-segmentation-models-pytorch are imported only when a model is built.
+with :func:`driftlab.models.load_model`. torchvision and
+segmentation-models-pytorch are imported only when a model is built;
+segmentation-models-pytorch is optional (``pip install 'driftlab[segmentation]'``).
 """
 
 from __future__ import annotations
+
+from types import ModuleType
 
 from torch import nn
 
 from driftlab.models.base import TaskModelError, TaskModelSpec
 
-__all__ = ["RESNET18", "RESNET_ENCODERS", "UNETPP_RESNET", "resnet18", "unetpp_resnet"]
+__all__ = [
+    "RESNET18",
+    "RESNET_ENCODERS",
+    "SEGMENTATION_EXTRA",
+    "UNETPP_RESNET",
+    "import_smp",
+    "resnet18",
+    "unetpp_resnet",
+]
+
+SEGMENTATION_EXTRA = "segmentation"
+"""The pip extra that installs segmentation-models-pytorch (with timm and huggingface-hub)."""
 
 RESNET_ENCODERS: tuple[str, ...] = (
     "resnet18",
@@ -28,6 +42,35 @@ RESNET_ENCODERS: tuple[str, ...] = (
     "resnext101_32x48d",
 )
 """ResNet-family encoders of segmentation-models-pytorch accepted by ``unetpp-resnet``."""
+
+
+def import_smp(model: str) -> ModuleType:
+    """Import segmentation-models-pytorch, or say which extra installs it.
+
+    Parameters
+    ----------
+    model : str
+        Task model that needs it (for the message).
+
+    Returns
+    -------
+    module
+        ``segmentation_models_pytorch``.
+
+    Raises
+    ------
+    TaskModelError
+        The package (or one of its dependencies, timm and huggingface-hub) is
+        missing: the message names ``pip install 'driftlab[segmentation]'``.
+    """
+    try:
+        import segmentation_models_pytorch as smp
+    except ImportError as exc:
+        raise TaskModelError(
+            f"task model {model!r} needs segmentation-models-pytorch, which could not be "
+            f"imported ({exc}); install the extra: pip install 'driftlab[{SEGMENTATION_EXTRA}]'"
+        ) from None
+    return smp
 
 
 def resnet18(num_classes: int, in_channels: int = 3) -> nn.Module:
@@ -87,7 +130,9 @@ def unetpp_resnet(
     Raises
     ------
     TaskModelError
-        If ``encoder_name`` is not a ResNet-family encoder.
+        If ``encoder_name`` is not a ResNet-family encoder, or
+        segmentation-models-pytorch is not installed (the message names the
+        ``driftlab[segmentation]`` extra).
 
     Notes
     -----
@@ -100,8 +145,7 @@ def unetpp_resnet(
             f"task model 'unetpp-resnet': encoder_name must be one of "
             f"{', '.join(RESNET_ENCODERS)}; got {encoder_name!r}"
         )
-    import segmentation_models_pytorch as smp
-
+    smp = import_smp("unetpp-resnet")
     return smp.UnetPlusPlus(
         encoder_name=encoder_name,
         encoder_weights=None,
