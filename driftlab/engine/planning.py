@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from torch import nn
 
 from driftlab.datasets.base import DatasetError, DatasetSpec, RawDataset
 from driftlab.errors import ConfigError
@@ -149,27 +148,56 @@ def run_device(device: str, where: str = "[run].device") -> str:
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def check_initial_weights(network: nn.Module, section: Any) -> None:
-    """Load ``[model].weights`` (if any) into ``network`` to prove they fit, before any work.
+def check_initial_weights(
+    section: Any,
+    dataset_spec: DatasetSpec,
+    registry: Registry,
+    *,
+    for_training: bool,
+    in_channels: int = 3,
+) -> Any:
+    """Load ``[model]`` (architecture and optional weights) once to prove it fits, before any work.
+
+    Parameters
+    ----------
+    section : ModelSection
+        ``name``, ``options``, ``weights``, ``key``.
+    dataset_spec : DatasetSpec
+        Gives the task and the class count the outputs must match.
+    registry : Registry
+    for_training : bool
+        The model will be trained (TorchScript / exported archives cannot).
+
+    Returns
+    -------
+    driftlab.models.LoadedModel
 
     Raises
     ------
     ConfigError
-        Unreadable file, unsafe content, missing checkpoint key, or keys and
-        shapes that do not fit the architecture (one line, naming
-        ``[model].weights``, ``[model].key`` or ``[model].name``).
+        Unreadable or unsafe file, missing checkpoint key, keys, shapes or
+        outputs that do not fit (one line naming what to set).
     """
-    if not section.weights:
-        return
-    from driftlab.models.weights import load_weights
+    from driftlab.models.check import check_weights
 
     try:
-        load_weights(network, section.weights, key=section.key)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        return check_weights(
+            section.weights,
+            num_classes=output_channels(dataset_spec),
+            task=dataset_spec.task,
+            name=section.name,
+            options=section.options,
+            key=getattr(section, "key", None),
+            in_channels=in_channels,
+            for_training=for_training,
+            registry=registry,
+        )
+    except ConfigError:
+        raise
+    except (ValueError, FileNotFoundError, RuntimeError, TypeError) as exc:
         first = str(exc).splitlines()[0]
-        raise ConfigError(
-            f"[model].weights: {first} (check [model].name, [model].options and [model].key)"
-        ) from None
+        where = "[model].weights" if section.weights else "[model]"
+        raise ConfigError(f"{where}: {first}") from None
 
 
 def data_fingerprint(dataset: RawDataset) -> str:

@@ -48,7 +48,7 @@ RESULT_COLUMNS: dict[str, str] = {
 class ProblemSpec:
     """Plain-data description of an :class:`~driftlab.attacks.problem.AttackProblem`."""
 
-    model_name: str
+    model_name: str | None
     model_options: dict[str, Any]
     model_path: str
     model_key: str | None
@@ -62,13 +62,16 @@ class ProblemSpec:
 
     def build(self, ctx: CellContext) -> AttackProblem:
         """Load the frozen model and the items; resolve the pipeline."""
-        from driftlab.forensics.model import load_normalized
+        from driftlab.models.loading import load_model
 
-        spec = self.registry.get("task_models", self.model_name)
-        net = load_normalized(
-            spec.build(self.output_channels, **self.model_options), self.model_path,
+        net = load_model(
+            self.model_path,
+            name=self.model_name,
+            num_classes=self.output_channels if self.model_name else None,
+            options=self.model_options if self.model_name else None,
             key=self.model_key,
-        )  # fmt: skip
+            registry=self.registry,
+        ).view_model()
         resolved = resolve(self.base, self.camera, self.registry)
         return AttackProblem(
             net, resolved, ctx.load_array(self.raw), ctx.load_array(self.targets), self.task

@@ -217,12 +217,11 @@ class ForensicsConfig(ExperimentConfig):
                     f"{where}.run: {mo.run} is not a synthesis run directory (no config.toml)"
                 )
             return
-        for key in ("name", "weights"):
-            if getattr(mo, key) is None:
-                raise ConfigError(
-                    f"{where}: give either run + train_pipeline (+ fold) or name + weights; "
-                    f"missing {key!r}"
-                )
+        if mo.weights is None:
+            raise ConfigError(
+                f"{where}: give either run + train_pipeline (+ fold), or weights (+ name for "
+                "a state dict, checkpoint or safetensors file); missing 'weights'"
+            )
         if self.dataset.name is None:
             raise ConfigError(
                 f"{self.source} [dataset]: missing required key 'name' (no [model].run)"

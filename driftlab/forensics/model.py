@@ -6,17 +6,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
 from torch import nn
 
 from driftlab.atomic import file_sha256
 from driftlab.errors import ConfigError
-from driftlab.models.weights import read_state_dict
 from driftlab.tomlio import read_toml
-from driftlab.train.normalize import Normalized
 
-__all__ = ["file_sha256", "load_normalized", "read_run_config", "run_model_path"]
+__all__ = [
+    "file_sha256",
+    "load_normalized",
+    "load_view_model",
+    "read_run_config",
+    "run_model_path",
+]
 
 _MAX_RECORD = 16 << 20
 
@@ -87,35 +89,63 @@ def run_model_path(run: str | Path, train: str, fold: int, where: str = "[model]
     )
 
 
+def load_view_model(
+    name: str | None,
+    options: dict[str, Any],
+    path: str | Path,
+    key: str | None,
+    dataset_spec: Any,
+    registry: Any,
+) -> nn.Module:
+    """The examined model, frozen, mapping ``(B, 3, H, W)`` views in [0, 1] to logits.
+
+    Any format of :func:`driftlab.models.load_model` (a registered
+    architecture's state dict or checkpoint, safetensors, TorchScript,
+    torch.export); a stored normalisation (synthesis models) is applied.
+
+    Raises
+    ------
+    ConfigError
+        The file cannot be read or does not fit the architecture and the
+        dataset's outputs (one line naming the ``[model]`` key to set).
+    """
+    from driftlab.engine.planning import output_channels
+    from driftlab.models.check import check_weights
+
+    try:
+        loaded = check_weights(
+            path,
+            num_classes=output_channels(dataset_spec),
+            task=dataset_spec.task,
+            name=name,
+            options=options if name is not None else None,
+            key=key,
+            registry=registry,
+        )
+    except (ValueError, FileNotFoundError, RuntimeError, LookupError) as exc:
+        raise ConfigError(f"[model].weights: {str(exc).splitlines()[0]}") from None
+    return loaded.view_model().eval()
+
+
 def load_normalized(model: nn.Module, path: str | Path, key: str | None = None) -> nn.Module:
-    """Load weights into ``Normalized(model, mean, std)``.
-
-    A state dict with ``mean``/``std`` buffers (as saved by the synthesis
-    runner) is loaded as a whole; a bare model state dict is loaded into
-    ``model`` with identity normalisation (mean 0, std 1).
-
-    Returns
-    -------
-    nn.Module
-        The wrapped model in eval mode.
+    """Load a state dict into ``model``, applying a stored normalisation (used by
+    ``signature verify``); see :func:`load_view_model` for every other format.
 
     Raises
     ------
     ConfigError
         Unreadable weights, or keys or shapes that do not match the architecture.
     """
+    from driftlab.models.weights import load_weights, read_state_dict
+    from driftlab.train.normalize import Normalized
+
     try:
         state = read_state_dict(path, key=key)
-    except (ValueError, FileNotFoundError) as exc:
+        if "mean" in state and "std" in state:
+            net = Normalized(model, state["mean"].flatten().numpy(), state["std"].flatten().numpy())
+            load_weights(net, path, key=key)
+            return net.eval()
+        load_weights(model, path, key=key)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
         raise ConfigError(f"[model].weights: {str(exc).splitlines()[0]}") from None
-    net = Normalized(model, np.zeros(3, np.float32), np.ones(3, np.float32))
-    target = net if "mean" in state and "std" in state else model
-    try:
-        target.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise ConfigError(
-            f"[model]: weights {path} do not fit the model ({first}); check [model].name and "
-            "[model].options"
-        ) from None
-    return net.eval()
+    return model.eval()

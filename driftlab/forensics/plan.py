@@ -25,7 +25,12 @@ from driftlab.engine.planning import (
 )
 from driftlab.errors import ConfigError
 from driftlab.forensics.config import ForensicsConfig
-from driftlab.forensics.model import file_sha256, load_normalized, read_run_config, run_model_path
+from driftlab.forensics.model import (
+    file_sha256,
+    load_view_model,
+    read_run_config,
+    run_model_path,
+)
 from driftlab.pipeline import PipelineSpec, ResolvedPipeline, SpecError, resolve
 from driftlab.registry import Registry, RegistryError
 from driftlab.train.metrics import task_metric_name
@@ -71,7 +76,7 @@ class ForensicsPlan:
     attacks: tuple[AttackSpec, ...]
     target_sets: tuple[tuple[str, ...], ...]
     model_path: Path
-    model_name: str
+    model_name: str | None
     model_options: dict[str, Any]
     model_key: str | None
     base: PipelineSpec
@@ -173,13 +178,14 @@ def plan_forensics(config: ForensicsConfig, registry: Registry) -> ForensicsPlan
         fold = sp.fold if sp.fold is not None else mo.fold
         weights_key = None
     else:
-        model_name, options = str(mo.name), dict(mo.options)
+        model_name, options = mo.name, dict(mo.options)
         model_path = Path(str(mo.weights))
         folds, seed = sp.folds or 5, sp.seed or 0
         fold = sp.fold or 0
         weights_key = mo.key
     dataset_spec, dataset = open_dataset(ds_cfg, registry)
-    model_spec = resolve_model(model_name, dataset_spec, registry)
+    if model_name is not None:
+        resolve_model(model_name, dataset_spec, registry)
     base_name = config.pipeline.base or mo.train_pipeline
     if not base_name:
         raise ConfigError("[pipeline].base: missing (no [model].train_pipeline to default to)")
@@ -198,11 +204,7 @@ def plan_forensics(config: ForensicsConfig, registry: Registry) -> ForensicsPlan
                 "static-only stages; use 'search'"
             )
     channels = output_channels(dataset.spec)
-    try:
-        network = model_spec.build(channels, **options)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"[model].options: {exc}") from None
-    net = load_normalized(network, model_path, key=weights_key)
+    net = load_view_model(model_name, options, model_path, weights_key, dataset.spec, registry)
     index = select_items(dataset, sp.part, folds, fold, seed, sp.max_items)
     if len(index) == 0:
         raise ConfigError("[split]: no items selected")

@@ -88,15 +88,20 @@ def synthesis_cell(job: SynthesisJob, ctx: CellContext) -> CellOutput:
         ``train_pipeline``, ``fold``, ``conditions`` (labels in array order)
         and ``test_ids``.
     """
-    from driftlab.models.weights import load_weights
+    from driftlab.models.loading import load_model
 
     tr = job.training
     seed = derive_seed(job.seed, job.train, job.fold)
     torch.manual_seed(seed)
-    spec = job.registry.get("task_models", job.model_name)
-    model = spec.build(job.output_channels, **job.model_options)
-    if job.weights:
-        load_weights(model, job.weights, key=job.weights_key)
+    model = load_model(
+        job.weights,
+        name=job.model_name,
+        num_classes=job.output_channels,
+        options=job.model_options,
+        key=job.weights_key,
+        registry=job.registry,
+    ).module
+    model.train()
     targets = ctx.load_array(job.targets)
     train_views = ctx.load_array(job.views[job.train], job.train_index)
     net = Normalized(model, *channel_stats(train_views))

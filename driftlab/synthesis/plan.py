@@ -159,12 +159,7 @@ def plan_synthesis(config: SynthesisConfig, registry: Registry) -> SynthesisPlan
             build_static(spec, camera, registry)
         except SpecError as exc:
             raise ConfigError(f"[pipelines]: {exc}") from None
-    channels = output_channels(dataset.spec)
-    try:
-        network = model.build(channels, **config.model.options)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"[model].options: {exc}") from None
-    check_initial_weights(network, config.model)
+    check_initial_weights(config.model, dataset.spec, registry, for_training=True)
     tr = config.training
     try:
         folds = tuple(dataset_folds(dataset, n_splits=tr.folds, seed=tr.seed))
