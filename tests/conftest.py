@@ -22,3 +22,13 @@ def microscopy_copy(tmp_path_factory) -> MicroscopyFixture:
 def drone_copy(tmp_path_factory) -> DroneFixture:
     """Raw-Drone in the Zenodo layout: 3 frames x 2 tiles of 256x256, 7 levels."""
     return make_drone(tmp_path_factory.mktemp("zenodo-drone"))
+
+
+@pytest.fixture(scope="session")
+def ray_instance():
+    """A real local Ray instance with 2 CPUs, started once per session (skips without ray)."""
+    ray = pytest.importorskip("ray", reason="the driftlab[ray] extra is not installed")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    yield ray
+    ray.shutdown()

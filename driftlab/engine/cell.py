@@ -196,18 +196,19 @@ class CellContext:
 
 
 @contextmanager
-def isolated_state(threads: int = 1):
+def isolated_state(threads: int | None = 1):
     """Run a block with ``threads`` torch threads and restore every global RNG afterwards.
 
     Saves and restores the torch CPU (and CUDA, when initialised) generator
     states, numpy's legacy global state and Python's ``random`` state, and
-    the torch intra-op thread count.
+    the torch intra-op thread count (``threads=None`` leaves it alone).
     """
     previous_threads = torch.get_num_threads()
     np_state = np.random.get_state()
     py_state = random.getstate()
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
-    torch.set_num_threads(threads)
+    if threads is not None:
+        torch.set_num_threads(threads)
     try:
         with torch.random.fork_rng(devices=devices):
             yield

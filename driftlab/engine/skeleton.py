@@ -37,7 +37,7 @@ import pandas as pd
 
 from driftlab import __version__
 from driftlab.atomic import write_json_atomic
-from driftlab.engine.cell import ArrayRef, Cell, CellFailure
+from driftlab.engine.cell import ArrayRef, Cell, CellFailure, isolated_state
 from driftlab.engine.config import ExperimentConfig, identity_digest
 from driftlab.engine.executors import make_executor, register_by_value
 from driftlab.engine.progress import Progress
@@ -282,6 +282,11 @@ def run_experiment(
         from driftlab.registry import get_registry
 
         registry = get_registry()
+    with isolated_state(threads=None):  # planning builds models: keep the caller's RNG
+        return _run_experiment(experiment, config, out, overrides, registry, track, stream)
+
+
+def _run_experiment(experiment, config, out, overrides, registry, track, stream) -> ExperimentRun:
     cfg = experiment.config_class.load(config, overrides)
     run_section = cfg.run
     executor_section = cfg.sections["executor"]

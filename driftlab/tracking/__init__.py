@@ -93,4 +93,4 @@ def metric_name(*parts: str) -> str:
     """A tracker-safe metric name (letters, digits, ``_ - . /``) from labels."""
     import re
 
-    return "/".join(re.sub(r"[^A-Za-z0-9_.\- ]", "_", p) for p in parts)
+    return "/".join(re.sub(r"[^A-Za-z0-9_./\- ]", "_", p) for p in parts)
