@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 from driftlab.configtools import ConfigError
+from driftlab.errors import RunDirError
 from driftlab.forensics import load_forensics_config, run_forensics
 from driftlab.forensics.runner import RESULT_COLUMNS
 from driftlab.pipeline import get_pipeline, resolve
 from driftlab.registry import get_registry
-from driftlab.errors import RunDirError
 from driftlab.synthesis import run_synthesis
 
 SYNTHESIS = {
