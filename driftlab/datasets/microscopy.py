@@ -22,7 +22,6 @@ from pathlib import Path
 
 import attrs
 
-from driftlab.builtin.cameras import RAW_MICROSCOPY
 from driftlab.datasets.base import DatasetError, DatasetSpec
 from driftlab.datasets.files import (
     FileRawDataset,
@@ -331,7 +330,7 @@ MICROSCOPY = DatasetSpec(
         "bright-field microscope, 7 light levels"
     ),
     classes=CLASSES,
-    camera=RAW_MICROSCOPY,
+    camera="raw-microscopy",
     opener=open_microscopy,
     intensities=tuple(LEVELS),
     needs_data_root=True,

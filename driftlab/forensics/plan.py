@@ -181,7 +181,10 @@ def plan_forensics(config: ForensicsConfig, registry: Registry | None = None) ->
     base = _base_pipeline(base_name)
     try:
         dataset = dataset_spec.open(
-            ds_cfg.get("data_root"), intensity=float(ds_cfg["intensity"]), **ds_cfg["options"]
+            ds_cfg.get("data_root"),
+            intensity=float(ds_cfg["intensity"]),
+            registry=registry,
+            **ds_cfg["options"],
         )
     except (DatasetError, TypeError, ValueError, FileNotFoundError) as exc:
         raise ConfigError(f"[dataset]: {exc}") from None

@@ -129,7 +129,7 @@ def plan_optimization(config: OptimizeConfig, registry: Registry | None = None) 
     for intensity in ds_cfg["intensities"]:
         try:
             datasets[intensity] = dataset_spec.open(
-                ds_cfg.get("data_root"), intensity=intensity, **ds_cfg["options"]
+                ds_cfg.get("data_root"), intensity=intensity, registry=registry, **ds_cfg["options"]
             )
         except (DatasetError, TypeError, ValueError, FileNotFoundError) as exc:
             raise ConfigError(f"[dataset] at intensity {intensity}: {exc}") from None

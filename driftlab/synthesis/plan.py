@@ -163,7 +163,10 @@ def plan_synthesis(config: SynthesisConfig, registry: Registry | None = None) ->
         raise ConfigError(f"[training].device: {exc}") from None
     try:
         dataset = dataset_spec.open(
-            ds_cfg.get("data_root"), intensity=ds_cfg["intensity"], **ds_cfg["options"]
+            ds_cfg.get("data_root"),
+            intensity=ds_cfg["intensity"],
+            registry=registry,
+            **ds_cfg["options"],
         )
     except (DatasetError, TypeError, ValueError, FileNotFoundError) as exc:
         raise ConfigError(f"[dataset]: {exc}") from None
