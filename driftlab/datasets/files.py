@@ -23,7 +23,14 @@ import attrs
 import numpy as np
 
 from driftlab.datasets.base import DatasetError, DatasetSpec, RawDataset, Sample
-from driftlab.io.raw import CAMERA_RAW_SUFFIXES, RawFrame, RawReadError, read_raw
+from driftlab.io.raw import (
+    CAMERA_RAW_SUFFIXES,
+    RawFrame,
+    RawReadError,
+    check_tiff_size,
+    read_npy,
+    read_raw,
+)
 
 __all__ = [
     "MASK_SUFFIXES",
@@ -263,10 +270,11 @@ def list_files(folder: Path, suffixes: Iterable[str]) -> list[Path]:
 def _read_mask_array(path: Path) -> np.ndarray:
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        return np.load(path, allow_pickle=False)
+        return read_npy(path)
     if suffix in (".tif", ".tiff"):
         import tifffile
 
+        check_tiff_size(path)
         return np.asarray(tifffile.imread(path))
     from PIL import Image
 
@@ -296,14 +304,17 @@ def read_mask(path: str | Path) -> np.ndarray:
     Raises
     ------
     DatasetError
-        Missing, corrupt or truncated file, or an array that is not 2-D or
-        ``(H, W, C)``.
+        Missing, corrupt or truncated file, a TIFF or ``.npy`` declaring more
+        than :data:`driftlab.io.raw.MAX_RAW_BYTES`, or an array that is not
+        2-D or ``(H, W, C)``.
     """
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: mask file not found")
     try:
         array = _read_mask_array(path)
+    except RawReadError as exc:  # too large, not a .npy file, truncated: already explained
+        raise DatasetError(f"mask {exc}") from exc
     except Exception as exc:  # PIL/tifffile/numpy raise many types for broken files
         raise DatasetError(
             f"{path}: corrupt or truncated mask ({type(exc).__name__}: {exc})"
