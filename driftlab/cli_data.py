@@ -136,6 +136,11 @@ def _camera_used(dataset: RawDataset) -> dict[str, Any]:
     }
 
 
+def _merged_images(dataset: RawDataset) -> int:
+    report = getattr(dataset, "overlap", None)
+    return int(report.merged_images) if report is not None else 0
+
+
 def check_dataset(
     spec: DatasetSpec,
     data_root: Path | None,
@@ -162,7 +167,7 @@ def check_dataset(
     -------
     dict
         ``levels``: one entry per level with ``intensity``, ``items``,
-        ``groups``, ``merged`` (items whose group was merged with another
+        ``groups``, ``merged`` (images whose group was merged with another
         image's by ``group_overlapping``), ``classes`` (name -> count) and
         ``camera`` (name, CFA, bit depth, white level, where it came from
         and how samples were decoded), or ``error``; ``notes`` (entries
@@ -197,7 +202,7 @@ def check_dataset(
                 "intensity": level,
                 "items": len(dataset),
                 "groups": len(set(dataset.groups)),
-                "merged": int(getattr(dataset, "merged_items", 0)),
+                "merged": _merged_images(dataset),
                 "classes": _class_counts(dataset),
                 "camera": _camera_used(dataset),
             }
@@ -282,7 +287,7 @@ def _echo_report(report: dict[str, Any], problems_file: Path | None = None) -> N
             continue
         text = f"{head} {level['items']} items in {level['groups']} groups"
         if level.get("merged"):
-            text += f" ({level['merged']} items merged into groups of overlapping images)"
+            text += f" ({level['merged']} image(s) merged into groups of overlapping images)"
         counts = {k: v for k, v in level["classes"].items() if v}
         if counts:
             text += "; " + ", ".join(f"{k} {v}" for k, v in counts.items())

@@ -27,7 +27,10 @@ given shot and read noise seeded by ``(seed, item id)``.
     is the union of the WBC boxes rasterised at tile resolution.
 
 The group of every item is its source image, so crops of one image never
-straddle a split. Malformed XML, unknown labels, boxes outside the image or of
+straddle a split; with ``group_overlapping=True`` photographs of overlapping
+fields of view (BCCD holds shifted shots of the same cells under different
+ids, e.g. BloodImage_00204 and 00277) share one group
+(:mod:`driftlab.datasets.overlap`). Malformed XML, unknown labels, boxes outside the image or of
 zero size, missing or unreadable JPEGs and size mismatches raise
 :class:`BCCDError` naming the file; with ``skip_bad=True`` bad boxes (or whole
 images when the file itself is bad) are left out and listed in
@@ -49,6 +52,13 @@ from driftlab.camera import CameraParams
 from driftlab.datasets import voc
 from driftlab.datasets.base import DatasetSpec, RawDataset, Sample
 from driftlab.datasets.intensity import item_seed, simulate_intensity
+from driftlab.datasets.overlap import (
+    OverlapReport,
+    detect_overlaps,
+    file_digest,
+    grey_from_rgb,
+    parse_cache_option,
+)
 from driftlab.datasets.unprocess import linear_to_raw, srgb_to_linear
 from driftlab.datasets.voc import (
     Skipped,
@@ -221,6 +231,57 @@ class _BCCDBase(RawDataset):
         self.seed = int(seed)
         self.noise = bool(noise)
         self._decoded: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.overlap: OverlapReport | None = None
+        self._merged: dict[str, str] = {}
+
+    def group_of(self, stem: str) -> str:
+        """Split group of the photograph ``stem``: itself, or the first photograph of its
+        component of overlapping shots after :meth:`group_overlapping`."""
+        return self._merged.get(stem, stem)
+
+    def group_overlapping(self, cache: Path | bool | None = None) -> OverlapReport:
+        """Merge the groups of photographs that show overlapping fields of view.
+
+        Every photograph is registered against every other
+        (:func:`driftlab.datasets.overlap.detect_overlaps` on the sRGB luma,
+        cached by the JPEG files' SHA-256); items of images in one connected
+        component of overlapping pairs then share one split group.
+
+        Parameters
+        ----------
+        cache : Path, False or None
+            Cache folder; False: none; None: the default folder.
+
+        Returns
+        -------
+        OverlapReport
+            Also kept in :attr:`overlap`; its notes go to :attr:`notes`.
+        """
+        images = self.images
+
+        def load(k: int) -> np.ndarray:
+            try:
+                with Image.open(images[k].jpeg_path) as img:
+                    return grey_from_rgb(np.asarray(img.convert("RGB")))
+            except (UnidentifiedImageError, OSError) as exc:
+                raise BCCDError(f"{images[k].jpeg_path}: cannot decode image: {exc}") from None
+
+        report = detect_overlaps(
+            [image.stem for image in images],
+            load,
+            [file_digest(image.jpeg_path) for image in images],
+            cache_dir=cache,
+            method="grey-rgb",
+        )
+        self.overlap = report
+        self._merged = report.representative()
+        self.notes.extend(report.notes)
+        if report.components:
+            self.notes.append(
+                f"{report.merged_images} photograph(s) merged into the groups of overlapping "
+                f"shots: " + "; ".join("+".join(c) for c in report.components)
+            )
+        return report
 
     def __getstate__(self) -> dict[str, Any]:
         # decoded images are a per-process cache: do not ship them to worker processes
@@ -267,7 +328,7 @@ class _BCCDBase(RawDataset):
         image = self.images[image_index]
         return {
             "id": item_id,
-            "group": image.stem,
+            "group": self.group_of(image.stem),
             "path": str(image.jpeg_path),
             "intensity": self.intensity,
             "window": (x0, y0, self.window),
@@ -353,7 +414,7 @@ class BCCDCells(_BCCDBase):
 
     @property
     def groups(self) -> list[str]:
-        return [self.images[i].stem for i, _ in self._items]
+        return [self.group_of(self.images[i].stem) for i, _ in self._items]
 
     def class_counts(self) -> dict[str, int]:
         """Number of crops per class name."""
@@ -455,7 +516,7 @@ class BCCDWhiteCells(_BCCDBase):
 
     @property
     def groups(self) -> list[str]:
-        return [self.images[i].stem for i, _, _ in self._items]
+        return [self.group_of(self.images[i].stem) for i, _, _ in self._items]
 
     def mask(self, index: int) -> np.ndarray:
         """``(tile_size, tile_size)`` uint8 WBC mask of item ``index`` (no image decoding)."""
@@ -484,8 +545,18 @@ def _with_camera(spec: DatasetSpec, cfa: str | None) -> DatasetSpec:
 
 
 def _finish(
-    dataset: RawDataset, intensity: float, seed: int, noise: bool, noise_model: str | None
+    dataset: _BCCDBase,
+    intensity: float,
+    seed: int,
+    noise: bool,
+    noise_model: str | None,
+    group_overlapping: bool,
+    overlap_cache: object,
 ) -> RawDataset:
+    if not isinstance(group_overlapping, bool):
+        raise BCCDError(f"group_overlapping must be true or false, got {group_overlapping!r}")
+    if group_overlapping:
+        dataset.group_overlapping(parse_cache_option(overlap_cache, "overlap_cache"))
     model = noise_model or ("binomial" if noise else "poisson")
     return simulate_intensity(dataset, intensity, seed=seed, model=model)
 
@@ -504,6 +575,8 @@ def open_bccd_cells(
     cfa: str | None = None,
     max_per_class_per_image: int | None = None,
     noise_model: str | None = None,
+    group_overlapping: bool = False,
+    overlap_cache: object = None,
 ) -> RawDataset:
     """Opener of ``bccd-cells`` (see :class:`BCCDCells` for the options).
 
@@ -511,6 +584,9 @@ def open_bccd_cells(
     ``spec.camera`` says which); ``intensity`` below 1 is simulated with
     :func:`~driftlab.datasets.intensity.simulate_intensity` (``noise_model``
     defaults to ``binomial`` when ``noise`` is on, else ``poisson``).
+    ``group_overlapping=True`` merges the split groups of photographs that
+    show overlapping fields of view (:meth:`_BCCDBase.group_overlapping`;
+    ``overlap_cache`` is the cache folder, ``false`` for none).
 
     Raises
     ------
@@ -529,7 +605,7 @@ def open_bccd_cells(
         noise=noise,
         max_per_class_per_image=max_per_class_per_image,
     )
-    return _finish(dataset, intensity, seed, noise, noise_model)
+    return _finish(dataset, intensity, seed, noise, noise_model, group_overlapping, overlap_cache)
 
 
 def open_bccd_wbc(
@@ -547,6 +623,8 @@ def open_bccd_wbc(
     image_set: str | None = None,
     cfa: str | None = None,
     noise_model: str | None = None,
+    group_overlapping: bool = False,
+    overlap_cache: object = None,
 ) -> RawDataset:
     """Opener of ``bccd-wbc`` (see :class:`BCCDWhiteCells` and :func:`open_bccd_cells`).
 
@@ -568,7 +646,7 @@ def open_bccd_wbc(
         seed=seed,
         noise=noise,
     )
-    return _finish(dataset, intensity, seed, noise, noise_model)
+    return _finish(dataset, intensity, seed, noise, noise_model, group_overlapping, overlap_cache)
 
 
 def check_bccd(spec: DatasetSpec, data_root: Path) -> list[str]:
@@ -594,6 +672,8 @@ _COMMON_OPTIONS = {
     "image_set": "only the ids listed in ImageSets/Main/<name>.txt or ImageSets/<name>.txt",
     "cfa": "Bayer pattern replacing the camera's (RGGB, BGGR, GRBG, GBRG)",
     "noise_model": "simulated lower light: 'binomial' (default with noise) or 'poisson'",
+    "group_overlapping": "merge the split groups of photographs of overlapping fields of view",
+    "overlap_cache": "folder caching the overlap map (default: user cache; false: none)",
 }
 
 BCCD_CELLS = DatasetSpec(

@@ -42,6 +42,13 @@ from driftlab.datasets.files import (
     parse_shape,
     summarise_skipped,
 )
+from driftlab.datasets.overlap import (
+    detect_overlaps,
+    file_digest,
+    grey_from_mosaic,
+    merge_groups,
+    parse_cache_option,
+)
 from driftlab.io.raw import CAMERA_RAW_SUFFIXES, RawReadError, read_camera_metadata
 
 if TYPE_CHECKING:
@@ -312,6 +319,8 @@ def open_folder(
     camera: str | Mapping[str, Any] | CameraParams | None = None,
     group_regex: str | None = None,
     skip_bad: bool = False,
+    group_overlapping: bool = False,
+    overlap_cache: object = None,
     registry: Registry | None = None,
 ) -> FileRawDataset:
     """Open a folder of raw files as a classification or segmentation dataset.
@@ -360,6 +369,13 @@ def open_folder(
     skip_bad : bool
         Leave out (and report in ``dataset.skipped``) bad rows and files;
         every file is read once while opening.
+    group_overlapping : bool
+        Read every raw file, find near-duplicates (overlapping fields of
+        view, :mod:`driftlab.datasets.overlap`, on the 2x2-binned mosaics)
+        and merge their split groups; ``dataset.overlap`` holds the report.
+    overlap_cache : str, Path, False or None
+        Folder caching the overlap map (default: the user cache folder;
+        False: no cache).
     registry : Registry, optional
         Plugin registry in which a ``camera`` profile name is looked up.
 
@@ -470,9 +486,41 @@ def open_folder(
         bits=bits, headerless_shape=geometry, float_scale=float_scale, expect_shape=geometry
     )
     items.sort(key=lambda item: item.id)
+    if not isinstance(group_overlapping, bool):
+        raise DatasetError(
+            f"{spec.name} option group_overlapping: expected true or false, got "
+            f"{group_overlapping!r}"
+        )
+    cache = parse_cache_option(overlap_cache, f"{spec.name} option overlap_cache")
     dataset = FileRawDataset(opened, intensity, items, read, problems, {"root": str(root)})
     dataset.camera_source = camera_source
+    if group_overlapping:
+        _group_overlapping(dataset, cache)
     return dataset
+
+
+def _group_overlapping(dataset: FileRawDataset, cache: Path | bool | None) -> None:
+    items = dataset.items
+
+    def load(k: int) -> Any:
+        return grey_from_mosaic(dataset.read_raw(items[k]).raw)
+
+    report = detect_overlaps(
+        [item.id for item in items],
+        load,
+        [file_digest(item.path) for item in items],
+        cache_dir=cache,
+        method="grey-mosaic",
+    )
+    groups = merge_groups([item.group for item in items], [item.id for item in items], report)
+    dataset.items = [attrs.evolve(item, group=g) for item, g in zip(items, groups, strict=True)]
+    dataset.overlap = report
+    dataset.notes.extend(report.notes)
+    if report.components:
+        dataset.notes.append(
+            f"{report.merged_images} image(s) merged into the groups of overlapping images: "
+            + "; ".join("+".join(c) for c in report.components)
+        )
 
 
 RAW_FOLDER = DatasetSpec(
@@ -501,6 +549,8 @@ RAW_FOLDER = DatasetSpec(
         "camera": "camera profile name or table of camera fields (DNG metadata wins)",
         "group_regex": "regex on the file stem giving the split group (named group 'group')",
         "skip_bad": "leave out and report bad rows or files instead of failing (reads all)",
+        "group_overlapping": "merge the groups of images of overlapping fields of view (reads all)",
+        "overlap_cache": "folder caching the overlap map (default: user cache; false: none)",
     },
 )
 """Declaration of the generic ``raw-folder`` dataset; task, classes and camera

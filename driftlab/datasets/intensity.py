@@ -73,6 +73,11 @@ class SimulatedIntensity(RawDataset):
     ------
     DatasetError
         Target above the base level, unknown model, or no gain known.
+
+    Notes
+    -----
+    ``skipped``, ``notes``, ``camera_source`` and ``overlap`` (the
+    near-duplicate report, when the base has one) are copied from ``base``.
     """
 
     def __init__(
@@ -107,6 +112,11 @@ class SimulatedIntensity(RawDataset):
         if not float(read_noise) >= 0.0:
             raise DatasetError(f"{name}: read_noise must be >= 0 DN, got {read_noise}")
         super().__init__(base.spec, intensity)
+        # what the base dataset found while opening still describes these items
+        self.skipped = list(base.skipped)
+        self.notes = list(base.notes)
+        self.camera_source = base.camera_source
+        self.overlap = getattr(base, "overlap", None)
         self.base = base
         self.ratio = intensity / base.intensity
         self.seed = int(seed)
