@@ -123,7 +123,11 @@ def _camera_used(dataset: RawDataset) -> dict[str, Any]:
     camera = dataset.spec.camera
     read = getattr(dataset, "read", None)
     bits = getattr(read, "bits", None)
-    decoded = f"{bits}-bit integers" if bits is not None else "the stored integer width"
+    decoded = (
+        f"decoded as {bits}-bit integers"
+        if bits is not None
+        else ("decoded as the stored integer width")
+    )
     if getattr(read, "float_scale", None):
         decoded += f"; float samples / {read.float_scale:g}"
     return {
@@ -132,7 +136,9 @@ def _camera_used(dataset: RawDataset) -> dict[str, Any]:
         "bit_depth": camera.bit_depth,
         "white_level": camera.saturation,
         "source": dataset.camera_source,
-        "decoded_as": decoded if read is not None else "generated or converted by the loader",
+        "samples": decoded
+        if read is not None
+        else "made by the loader (not decoded from raw files)",
     }
 
 
@@ -193,8 +199,8 @@ def check_dataset(
             problems.append(str(exc))
             levels.append({"intensity": level, "error": str(exc)})
             continue
-        problems.extend(dataset.skipped)
-        notes.extend(dataset.notes)
+        problems.extend(str(s) for s in dataset.skipped)
+        notes.extend(str(n) for n in dataset.notes)
         if not (skip_bad and getattr(dataset, "verified", False)):
             problems.extend(_read_every_item(dataset))
         levels.append(
@@ -272,8 +278,7 @@ PROBLEMS_SHOWN = 10
 def _camera_line(camera: dict[str, Any]) -> str:
     return (
         f"camera {camera['name']} ({camera['cfa']}, {camera['bit_depth']}-bit, white level "
-        f"{camera['white_level']}) from {camera['source']}; samples decoded as "
-        f"{camera['decoded_as']}"
+        f"{camera['white_level']}) from {camera['source']}; samples {camera['samples']}"
     )
 
 

@@ -83,7 +83,7 @@ class RawDataset(Sequence[Sample]):
         self.intensity = float(intensity)
         self.skipped: list[str] = []
         self.notes: list[str] = []
-        self.camera_source = f"declared by {spec.name}"
+        self.camera_source = f"the declaration of {spec.name}"
 
     def __len__(self) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -341,6 +341,9 @@ class DatasetSpec:
             raise DatasetError(
                 f"{self.name}: {exc}; options: {', '.join(known or []) or 'none'}"
             ) from None
-        if isinstance(self.camera, str) and dataset.camera_source == f"declared by {spec.name}":
+        if (
+            isinstance(self.camera, str)
+            and dataset.camera_source == f"the declaration of {spec.name}"
+        ):
             dataset.camera_source = f"profile {self.camera!r} from the plugin registry"
         return dataset

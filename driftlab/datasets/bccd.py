@@ -54,6 +54,7 @@ from driftlab.datasets.base import DatasetSpec, RawDataset, Sample
 from driftlab.datasets.intensity import item_seed, simulate_intensity
 from driftlab.datasets.overlap import (
     OverlapReport,
+    describe_components,
     detect_overlaps,
     file_digest,
     grey_from_rgb,
@@ -279,7 +280,7 @@ class _BCCDBase(RawDataset):
         if report.components:
             self.notes.append(
                 f"{report.merged_images} photograph(s) merged into the groups of overlapping "
-                f"shots: " + "; ".join("+".join(c) for c in report.components)
+                f"shots: " + describe_components(report)
             )
         return report
 

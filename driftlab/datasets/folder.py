@@ -43,6 +43,7 @@ from driftlab.datasets.files import (
     summarise_skipped,
 )
 from driftlab.datasets.overlap import (
+    describe_components,
     detect_overlaps,
     file_digest,
     grey_from_mosaic,
@@ -519,7 +520,7 @@ def _group_overlapping(dataset: FileRawDataset, cache: Path | bool | None) -> No
     if report.components:
         dataset.notes.append(
             f"{report.merged_images} image(s) merged into the groups of overlapping images: "
-            + "; ".join("+".join(c) for c in report.components)
+            + describe_components(report)
         )
 
 

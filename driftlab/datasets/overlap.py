@@ -74,6 +74,7 @@ __all__ = [
     "OverlapSettings",
     "components",
     "default_cache_dir",
+    "describe_components",
     "detect_overlaps",
     "file_digest",
     "find_overlaps",
@@ -690,6 +691,15 @@ def parse_cache_option(value: object, where: str) -> Path | bool | None:
     if isinstance(value, (str, Path)):
         return Path(value).expanduser()
     raise DatasetError(f"{where}: expected a folder, false or none, got {value!r}")
+
+
+def describe_components(report: OverlapReport, limit: int = 10) -> str:
+    """``"a+b; c+d+e"`` for the first ``limit`` components, then how many more."""
+    parts = ["+".join(c) for c in report.components]
+    text = "; ".join(parts[:limit])
+    if len(parts) > limit:
+        text += f"; ... and {len(parts) - limit} more"
+    return text
 
 
 def summarise(report: OverlapReport) -> Mapping[str, Any]:
