@@ -16,7 +16,7 @@ import numpy as np
 from driftlab.cfa import check_cfa
 from driftlab.params import Domain, parse_domain
 
-__all__ = ["CameraParams"]
+__all__ = ["CameraParams", "DomainTolerances"]
 
 
 def _floats(shape: tuple[int, ...], field: str):
@@ -43,6 +43,99 @@ def _check_bits(instance: object, attribute: attrs.Attribute, value: int) -> Non
 
 def _convert_domains(value: Mapping[str, object]) -> dict[str, Domain]:
     return {key: parse_domain(v, f"camera domains[{key!r}]") for key, v in dict(value).items()}
+
+
+def _non_negative(instance: object, attribute: attrs.Attribute, value: float) -> None:
+    if not (np.isfinite(value) and value >= 0):
+        raise ValueError(f"camera tolerances {attribute.name}: expected a number >= 0, got {value}")
+
+
+def _below_one(instance: object, attribute: attrs.Attribute, value: float) -> None:
+    if not (np.isfinite(value) and 0 <= value < 1):
+        raise ValueError(
+            f"camera tolerances {attribute.name}: expected a fraction in [0, 1) (so that gains "
+            f"never cross zero), got {value}"
+        )
+
+
+def _convert_bounds(
+    value: Mapping[str, object],
+) -> dict[str, tuple[tuple[float, ...], tuple[float, ...]]]:
+    out = {}
+    for key, pair in dict(value).items():
+        where = f"camera tolerances bounds[{key!r}]"
+        if not isinstance(key, str) or key.count(".") != 1:
+            raise ValueError(f"{where}: keys are 'slot.param', got {key!r}")
+        try:
+            low, high = (np.asarray(v, dtype=np.float64).ravel() for v in pair)  # type: ignore[union-attr]
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: expected [low, high] arrays, got {pair!r}") from None
+        if low.shape != high.shape or not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+            raise ValueError(f"{where}: low and high must be finite and of one shape")
+        if np.any(low > high):
+            raise ValueError(f"{where}: low exceeds high")
+        out[key] = (tuple(low.tolist()), tuple(high.tolist()))
+    return out
+
+
+@attrs.frozen
+class DomainTolerances:
+    """How far calibrated camera parameters may move in camera-relative domains.
+
+    Used by :func:`driftlab.domains.stage_domains` (``mode="camera"``); a
+    camera profile declares its own through :attr:`CameraParams.tolerances`.
+
+    Parameters
+    ----------
+    black_level_sigmas : float
+        Black level within ``k`` read-noise standard deviations of its
+        calibrated value (``k * read_noise / white_level`` per site; needs the
+        camera's read noise).
+    white_balance_fraction : float
+        White-balance gains within this fraction of the calibrated gains
+        (``g * (1 -+ f)``), in [0, 1) so that no gain crosses zero.
+    color_matrix_delta : float
+        Colour-matrix entries within this absolute distance of the calibrated
+        matrix.
+    light_fraction : float
+        Illumination ``ratio`` within this fraction of the requested light level.
+    gain_fraction : float
+        Conversion gain within this fraction of the camera's gain.
+    read_noise_fraction : float
+        Read noise within this fraction of the camera's read noise.
+    bounds : mapping of str to (low, high)
+        Explicit element-wise bounds keyed ``"slot.param"`` that replace the
+        rules above for that parameter.
+
+    Raises
+    ------
+    ValueError
+        Negative or non-finite tolerances, fractions of 1 or more, or
+        malformed bounds.
+    """
+
+    black_level_sigmas: float = attrs.field(default=3.0, converter=float, validator=_non_negative)
+    white_balance_fraction: float = attrs.field(default=0.25, converter=float, validator=_below_one)
+    color_matrix_delta: float = attrs.field(default=0.1, converter=float, validator=_non_negative)
+    light_fraction: float = attrs.field(default=0.1, converter=float, validator=_below_one)
+    gain_fraction: float = attrs.field(default=0.1, converter=float, validator=_below_one)
+    read_noise_fraction: float = attrs.field(default=0.25, converter=float, validator=_below_one)
+    bounds: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = attrs.field(
+        factory=dict, converter=_convert_bounds
+    )
+
+
+def _convert_tolerances(value: object) -> DomainTolerances | None:
+    if value is None or isinstance(value, DomainTolerances):
+        return value
+    if isinstance(value, Mapping):
+        try:
+            return DomainTolerances(**dict(value))
+        except TypeError as exc:
+            raise ValueError(f"camera tolerances: {exc}") from None
+    raise ValueError(
+        f"camera tolerances: expected a table of DomainTolerances fields, got {value!r}"
+    )
 
 
 @attrs.frozen
@@ -74,6 +167,9 @@ class CameraParams:
     domains : mapping of str to Domain
         Domain overrides keyed ``"slot.param"`` for cameras whose calibrated
         values leave the default physical domain (e.g. fitted matrices).
+    tolerances : DomainTolerances or mapping, optional
+        The profile's own tolerances for camera-relative domains
+        (:func:`driftlab.domains.stage_domains`); None: the defaults.
     description : str
         Where the numbers come from.
     """
@@ -100,6 +196,7 @@ class CameraParams:
     gain: float | None = None
     read_noise: float | None = None
     domains: dict[str, Domain] = attrs.field(factory=dict, converter=_convert_domains)
+    tolerances: DomainTolerances | None = attrs.field(default=None, converter=_convert_tolerances)
     description: str = ""
 
     @property

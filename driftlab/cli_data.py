@@ -34,7 +34,17 @@ def _registry():
     return get_registry()
 
 
-def describe_dataset(spec: DatasetSpec, plugin: str = "") -> dict[str, Any]:
+def _camera_summary(spec: DatasetSpec, registry: Any | None) -> dict[str, Any]:
+    try:
+        camera = spec.resolve_camera(registry)
+    except DatasetError:
+        return {"name": spec.camera_name, "cfa": None, "bit_depth": None}
+    return {"name": camera.name, "cfa": camera.cfa, "bit_depth": camera.bit_depth}
+
+
+def describe_dataset(
+    spec: DatasetSpec, plugin: str = "", registry: Any | None = None
+) -> dict[str, Any]:
     """JSON-ready summary of a dataset declaration.
 
     Parameters
@@ -42,6 +52,9 @@ def describe_dataset(spec: DatasetSpec, plugin: str = "") -> dict[str, Any]:
     spec : DatasetSpec
     plugin : str
         Name of the plugin that declared it.
+    registry : Registry, optional
+        Resolves a camera declared by profile name (else its CFA and bit
+        depth are None).
 
     Returns
     -------
@@ -57,11 +70,7 @@ def describe_dataset(spec: DatasetSpec, plugin: str = "") -> dict[str, Any]:
         "n_items": spec.n_items,
         "image_shape": list(spec.image_shape) if spec.image_shape else None,
         "intensities": list(spec.intensities),
-        "camera": {
-            "name": spec.camera.name,
-            "cfa": spec.camera.cfa,
-            "bit_depth": spec.camera.bit_depth,
-        },
+        "camera": _camera_summary(spec, registry),
         "needs_data_root": spec.needs_data_root,
         "options": dict(spec.options),
         "description": spec.description,
@@ -110,11 +119,40 @@ def _read_every_item(dataset: RawDataset) -> list[str]:
     return problems
 
 
+def _camera_used(dataset: RawDataset) -> dict[str, Any]:
+    camera = dataset.spec.camera
+    read = getattr(dataset, "read", None)
+    bits = getattr(read, "bits", None)
+    decoded = (
+        f"decoded as {bits}-bit integers"
+        if bits is not None
+        else ("decoded as the stored integer width")
+    )
+    if getattr(read, "float_scale", None):
+        decoded += f"; float samples / {read.float_scale:g}"
+    return {
+        "name": camera.name,
+        "cfa": camera.cfa,
+        "bit_depth": camera.bit_depth,
+        "white_level": camera.saturation,
+        "source": dataset.camera_source,
+        "samples": decoded
+        if read is not None
+        else "made by the loader (not decoded from raw files)",
+    }
+
+
+def _merged_images(dataset: RawDataset) -> int:
+    report = getattr(dataset, "overlap", None)
+    return int(report.merged_images) if report is not None else 0
+
+
 def check_dataset(
     spec: DatasetSpec,
     data_root: Path | None,
     intensities: list[float] | None = None,
     options: dict[str, Any] | None = None,
+    registry: Any | None = None,
 ) -> dict[str, Any]:
     """Verify a local copy of a dataset: layout, counts, every file.
 
@@ -128,14 +166,19 @@ def check_dataset(
         Levels to open (default: all of :attr:`DatasetSpec.intensities`).
     options : dict, optional
         Loader options passed to :meth:`DatasetSpec.open`.
+    registry : Registry, optional
+        Passed to :meth:`DatasetSpec.open` (camera profiles).
 
     Returns
     -------
     dict
         ``levels``: one entry per level with ``intensity``, ``items``,
-        ``groups``, ``classes`` (name -> count) or ``error``; ``notes``
-        (entries left out by design); ``problems`` (each naming its path),
-        in order of discovery and without repeats.
+        ``groups``, ``merged`` (images whose group was merged with another
+        image's by ``group_overlapping``), ``classes`` (name -> count) and
+        ``camera`` (name, CFA, bit depth, white level, where it came from
+        and how samples were decoded), or ``error``; ``notes`` (entries
+        left out by design); ``problems`` (each naming its path), in order
+        of discovery and without repeats.
     """
     options = dict(options or {})
     problems: list[str] = []
@@ -151,13 +194,13 @@ def check_dataset(
     levels = []
     for level in intensities if intensities is not None else spec.intensities:
         try:
-            dataset = spec.open(data_root, intensity=level, **options)
+            dataset = spec.open(data_root, intensity=level, registry=registry, **options)
         except (DatasetError, OSError, TypeError) as exc:
             problems.append(str(exc))
             levels.append({"intensity": level, "error": str(exc)})
             continue
-        problems.extend(dataset.skipped)
-        notes.extend(dataset.notes)
+        problems.extend(str(s) for s in dataset.skipped)
+        notes.extend(str(n) for n in dataset.notes)
         if not (skip_bad and getattr(dataset, "verified", False)):
             problems.extend(_read_every_item(dataset))
         levels.append(
@@ -165,7 +208,9 @@ def check_dataset(
                 "intensity": level,
                 "items": len(dataset),
                 "groups": len(set(dataset.groups)),
+                "merged": _merged_images(dataset),
                 "classes": _class_counts(dataset),
+                "camera": _camera_used(dataset),
             }
         )
     return {
@@ -188,7 +233,7 @@ def list_datasets(as_json: bool) -> None:
     """List installed datasets with task, classes, size and intensity levels."""
     registry = _registry()
     rows = [
-        describe_dataset(spec, registry.owner("datasets", name))
+        describe_dataset(spec, registry.owner("datasets", name), registry)
         for name, spec in sorted(registry.items("datasets").items())
     ]
     if as_json:
@@ -203,6 +248,7 @@ def list_datasets(as_json: bool) -> None:
         if row["image_shape"]:
             size += f" of {row['image_shape'][0]}x{row['image_shape'][1]}"
         camera = row["camera"]
+        depth = f"{camera['bit_depth']}-bit" if camera["bit_depth"] else "unresolved profile"
         click.echo(f"{row['name']}  [{row['task']}]  from {row['plugin']}")
         click.echo(f"  {row['description']}")
         if row["classes"]:
@@ -211,11 +257,13 @@ def list_datasets(as_json: bool) -> None:
             click.echo(f"  size: {size}")
         click.echo(f"  intensity levels: {', '.join(f'{v:g}' for v in row['intensities'])}")
         click.echo(
-            f"  camera: {camera['name']} ({camera['cfa']}, {camera['bit_depth']}-bit)"
+            f"  camera: {camera['name']} ({camera['cfa']}, {depth})"
             + ("; needs --data-root" if row["needs_data_root"] else "")
         )
         if row["options"]:
-            click.echo(f"  options: {', '.join(row['options'])}")
+            click.echo("  options:")
+            for key, text in row["options"].items():
+                click.echo(f"    {key}: {text}")
         if row["reference"]:
             click.echo(f"  source: {row['reference']}")
     broken = [e for e in registry.errors if "dataset" in e.message or "datasets" in e.message]
@@ -223,23 +271,49 @@ def list_datasets(as_json: bool) -> None:
         click.echo(f"warning: plugin {error.plugin}: {error.message}", err=True)
 
 
-def _echo_report(report: dict[str, Any]) -> None:
+PROBLEMS_SHOWN = 10
+"""``data check`` prints this many problems and writes all of them to a file when there are more."""
+
+
+def _camera_line(camera: dict[str, Any]) -> str:
+    return (
+        f"camera {camera['name']} ({camera['cfa']}, {camera['bit_depth']}-bit, white level "
+        f"{camera['white_level']}) from {camera['source']}; samples {camera['samples']}"
+    )
+
+
+def _echo_report(report: dict[str, Any], problems_file: Path | None = None) -> None:
     click.echo(f"{report['dataset']} at {report['data_root']}")
+    cameras = []
     for level in report["levels"]:
         head = f"  intensity {level['intensity']:g}:"
         if "error" in level:
             click.echo(f"{head} cannot open")
             continue
         text = f"{head} {level['items']} items in {level['groups']} groups"
+        if level.get("merged"):
+            text += f" ({level['merged']} image(s) merged into groups of overlapping images)"
         counts = {k: v for k, v in level["classes"].items() if v}
         if counts:
             text += "; " + ", ".join(f"{k} {v}" for k, v in counts.items())
         click.echo(text)
+        line = _camera_line(level["camera"])
+        if line not in cameras:
+            cameras.append(line)
+    for line in cameras:
+        click.echo(f"  {line}")
     for note in report["notes"]:
         click.echo(f"note: {note}")
-    for problem in report["problems"]:
+    problems = report["problems"]
+    for problem in problems[:PROBLEMS_SHOWN]:
         click.echo(f"problem: {problem}")
-    n = len(report["problems"])
+    n = len(problems)
+    if n > PROBLEMS_SHOWN or (problems_file is not None and n):
+        from driftlab.datasets.files import write_skip_list
+
+        written = write_skip_list(problems, problems_file)
+        more = f"{n - PROBLEMS_SHOWN} more problem(s) not shown; " if n > PROBLEMS_SHOWN else ""
+        click.echo(f"{more}all {n} listed in {written}")
     click.echo("OK: no problems found" if n == 0 else f"FAILED: {n} problem(s)")
 
 
@@ -265,20 +339,28 @@ def _echo_report(report: dict[str, Any]) -> None:
     metavar="KEY=VALUE",
     help="Loader option (repeatable), e.g. -o labels_csv=labels.csv -o shape=[256,256].",
 )
+@click.option(
+    "--problems-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help=f"Write every problem to this file (default: a temporary file when there are more "
+    f"than {PROBLEMS_SHOWN}).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def check(
     name: str,
     data_root: Path | None,
     intensities: tuple[float, ...],
     raw_options: tuple[str, ...],
+    problems_file: Path | None,
     as_json: bool,
 ) -> None:
     """Verify a local copy of dataset NAME: layout, file counts per level and
     class, and every file opened. Exits with status 1 on any problem."""
-    from driftlab.registry import RegistryError
+    from driftlab.registry import RegistryError, suggest
 
+    registry = _registry()
     try:
-        spec = _registry().get("datasets", name)
+        spec = registry.get("datasets", name)
     except RegistryError as exc:
         raise click.UsageError(str(exc)) from None
     if spec.needs_data_root and data_root is None:
@@ -294,13 +376,18 @@ def check(
     unexpected = sorted(set(options) - set(spec.options))
     if spec.options and unexpected:
         raise click.BadParameter(
-            f"{name} has no option {unexpected[0]!r}; options: {', '.join(spec.options)}",
+            f"{name} has no option {unexpected[0]!r}{suggest(unexpected[0], spec.options)}; "
+            f"options: {', '.join(spec.options)}",
             param_hint="--option",
         )
-    report = check_dataset(spec, data_root, list(intensities) or None, options)
+    report = check_dataset(spec, data_root, list(intensities) or None, options, registry)
     if as_json:
+        if problems_file is not None and report["problems"]:
+            from driftlab.datasets.files import write_skip_list
+
+            write_skip_list(report["problems"], problems_file)
         click.echo(json.dumps(report, indent=2))
     else:
-        _echo_report(report)
+        _echo_report(report, problems_file)
     if report["problems"]:
         raise click.exceptions.Exit(1)

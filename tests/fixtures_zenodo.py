@@ -174,6 +174,7 @@ def write_dng(
     white_level: int = 4095,
     as_shot_neutral: Sequence[float] = (0.5, 1.0, 0.7),
     color_matrix: Sequence[float] = (0.9, -0.3, -0.1, -0.4, 1.3, 0.1, -0.05, 0.2, 0.6),
+    orientation: int | None = None,
 ) -> Path:
     """Write a minimal valid DNG (CFA photometric) that LibRaw reads.
 
@@ -194,6 +195,9 @@ def write_dng(
         AsShotNeutral (camera RGB of a neutral object).
     color_matrix : 9 floats
         ColorMatrix1 (XYZ to camera, D65 calibration illuminant).
+    orientation : int, optional
+        TIFF/EXIF Orientation tag (1 upright, 3 rotated 180 degrees, 6 and 8
+        rotated by 90 degrees), which LibRaw reports as ``sizes.flip``.
     """
 
     def rationals(values: Sequence[float]) -> list[int]:
@@ -220,5 +224,7 @@ def write_dng(
         (50728, "2I", 3, rationals(as_shot_neutral), True),  # AsShotNeutral (RATIONAL)
         (50778, "H", 1, 21, True),  # CalibrationIlluminant1: D65
     ]
+    if orientation is not None:
+        tags.append((274, "H", 1, int(orientation), True))  # Orientation
     tifffile.imwrite(path, np.asarray(data, dtype=np.uint16), photometric=32803, extratags=tags)
     return path

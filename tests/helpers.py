@@ -17,3 +17,16 @@ def openisp_frame() -> np.ndarray:
     if not OPENISP_RAW.is_file():
         pytest.skip(f"real frame not available at {OPENISP_RAW}")
     return np.fromfile(OPENISP_RAW, dtype="<u2").reshape(1080, 1920) / 1023.0
+
+
+def builtin_registry():
+    """A registry of the built-in plugins only (cached; loading imports every plugin)."""
+    global _BUILTIN_REGISTRY
+    if _BUILTIN_REGISTRY is None:
+        from driftlab.registry import Registry
+
+        _BUILTIN_REGISTRY = Registry.load(entry_points=False)
+    return _BUILTIN_REGISTRY
+
+
+_BUILTIN_REGISTRY = None

@@ -257,7 +257,7 @@ def test_bad_options_and_layouts(bccd, tmp_path):
     with pytest.raises(BCCDError, match="Annotations"):
         BCCD_CELLS.open(tmp_path / "empty")
     assert check_bccd(BCCD_CELLS, tmp_path / "empty")[0].startswith(str(tmp_path / "empty"))
-    with pytest.raises(TypeError):
+    with pytest.raises(DatasetError, match=r"unknown option 'crop' \(did you mean 'crop_size'"):
         BCCD_CELLS.open(bccd, crop=32)
 
 

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from driftlab.cli_data import data, parse_option
 from tests.fixtures_zenodo import make_drone, make_microscopy
+from tests.helpers import builtin_registry
 
 
 def run(*args):
@@ -88,7 +89,10 @@ def test_check_drone(drone_copy, tmp_path):
     result = run("check", "raw-drone", "--data-root", root, "--json")
     assert result.exit_code == 1
     report = json.loads(result.output)
-    assert report["levels"][0] == {"intensity": 1.0, "items": 5, "groups": 3, "classes": {}}
+    level = report["levels"][0]
+    assert {k: level[k] for k in ("intensity", "items", "groups", "merged", "classes")} == {
+        "intensity": 1.0, "items": 5, "groups": 3, "merged": 0, "classes": {}
+    }  # fmt: skip
     assert len(report["problems"]) == 7  # the tile has no mask at each of the 7 levels
     assert all(f"{stem}.tif: no mask" in p for p in report["problems"])
 
@@ -142,6 +146,6 @@ def test_check_reads_every_item_of_datasets_without_skip_bad(tmp_path):
     stem = sorted(fx.tiles)[0]
     fx.tile(stem).write_bytes(b"junk")
     plain = attrs.evolve(DRONE, options={}, checker=None)
-    report = check_dataset(plain, tmp_path, [1.0], {"image_shape": [8, 8]})
+    report = check_dataset(plain, tmp_path, [1.0], {"image_shape": [8, 8]}, builtin_registry())
     assert report["levels"][0]["items"] == 2
     assert len(report["problems"]) == 1 and f"{stem}.tif: corrupt" in report["problems"][0]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tifffile
@@ -13,6 +16,9 @@ from driftlab.datasets.files import read_mask
 from driftlab.datasets.folder import RAW_FOLDER
 from driftlab.datasets.microscopy import MICROSCOPY
 from tests.fixtures_zenodo import make_drone, make_microscopy
+from tests.helpers import builtin_registry
+
+REGISTRY = builtin_registry()
 
 SHAPE = (16, 16)
 
@@ -28,7 +34,7 @@ def drone(tmp_path):
 
 
 def open_micro(fx, **options):
-    return MICROSCOPY.open(fx.root, image_shape=SHAPE, **options)
+    return MICROSCOPY.open(fx.root, image_shape=SHAPE, **options, registry=REGISTRY)
 
 
 def truncate(path, keep=0.5):
@@ -91,9 +97,9 @@ def test_wrong_shape(micro, array, message):
 
 def test_published_shape_is_enforced_by_default(micro):
     with pytest.raises(DatasetError, match="raw image is 16x16, expected 256x256"):
-        MICROSCOPY.open(micro.root)[0]
+        MICROSCOPY.open(micro.root, registry=REGISTRY)[0]
     with pytest.raises(DatasetError, match="image_shape: expected two positive integers"):
-        MICROSCOPY.open(micro.root, image_shape=[16])
+        MICROSCOPY.open(micro.root, image_shape=[16], registry=REGISTRY)
 
 
 def test_malformed_label_line_names_file_and_line(micro):
@@ -151,17 +157,33 @@ def test_empty_level_folder(micro):
 def test_nothing_left_after_skipping(micro):
     for stem in micro.kept:
         truncate(micro.image(stem))
-    with pytest.raises(DatasetError, match=r"no usable items at intensity 1.0; skipped: .*trunc"):
+    with pytest.raises(
+        DatasetError, match=r"no usable items at intensity 1.0; 15 skipped: .*trunc"
+    ):
         open_micro(micro, skip_bad=True)
+
+
+def test_skipped_files_reported_as_count_first_few_and_a_listing_file(micro):
+    for stem in micro.kept:
+        truncate(micro.image(stem))
+    with pytest.raises(DatasetError) as info:
+        open_micro(micro, skip_bad=True)
+    message = str(info.value)
+    assert "15 skipped:" in message and message.count("truncated TIFF") == 5
+    listing = re.search(r"all 15 listed in (\S+)$", message)
+    assert listing is not None, message
+    lines = Path(listing.group(1)).read_text().splitlines()
+    assert len(lines) == 15 and all("truncated TIFF" in line for line in lines)
+    Path(listing.group(1)).unlink()
 
 
 def test_drone_image_mask_size_mismatch(drone):
     stem = sorted(drone.tiles)[1]
     Image.fromarray(np.ones((8, 16), bool)).save(drone.mask(stem))
-    ds = DRONE.open(drone.root, image_shape=SHAPE)
+    ds = DRONE.open(drone.root, image_shape=SHAPE, registry=REGISTRY)
     with pytest.raises(DatasetError, match=rf"{drone.mask(stem)}: mask is 8x16 but its raw image"):
         ds[1]
-    skipped = DRONE.open(drone.root, image_shape=SHAPE, skip_bad=True)
+    skipped = DRONE.open(drone.root, image_shape=SHAPE, skip_bad=True, registry=REGISTRY)
     assert len(skipped) == 3 and "mask is 8x16" in skipped.skipped[0]
 
 
@@ -169,8 +191,8 @@ def test_drone_tile_without_mask_and_mask_without_tile(drone):
     stem = sorted(drone.tiles)[0]
     drone.mask(stem).rename(drone.mask(stem).with_name("09_00001.png"))
     with pytest.raises(DatasetError, match=rf"{drone.tile(stem)}: no mask .*{stem}.png"):
-        DRONE.open(drone.root, image_shape=SHAPE)
-    ds = DRONE.open(drone.root, image_shape=SHAPE, skip_bad=True)
+        DRONE.open(drone.root, image_shape=SHAPE, registry=REGISTRY)
+    ds = DRONE.open(drone.root, image_shape=SHAPE, skip_bad=True, registry=REGISTRY)
     assert len(ds) == 3
     assert any("09_00001.png: mask without a raw image" in s for s in ds.skipped)
 
@@ -180,14 +202,14 @@ def test_drone_tile_name_without_frame(drone):
     drone.tile(stem).rename(drone.tile(stem).with_name("tileA.tif"))
     drone.mask(stem).rename(drone.mask(stem).with_name("tileA.png"))
     with pytest.raises(DatasetError, match=r"tileA.tif: tile name does not end in '_<tile index>'"):
-        DRONE.open(drone.root, image_shape=SHAPE)
+        DRONE.open(drone.root, image_shape=SHAPE, registry=REGISTRY)
 
 
 def test_corrupt_mask(drone):
     stem = sorted(drone.tiles)[2]
     truncate(drone.mask(stem), keep=0.3)
     with pytest.raises(DatasetError, match=rf"{drone.mask(stem)}: corrupt or truncated mask"):
-        DRONE.open(drone.root, image_shape=SHAPE)[2]
+        DRONE.open(drone.root, image_shape=SHAPE, registry=REGISTRY)[2]
 
 
 def test_read_mask_accepts_rgb_and_palette_and_rejects_missing(tmp_path):

@@ -14,6 +14,9 @@ from driftlab.datasets.splits import dataset_folds
 from driftlab.io.raw import RawReadError, read_camera_metadata, read_raw
 from driftlab.registry import Registry
 from tests.fixtures_zenodo import write_dng
+from tests.helpers import builtin_registry
+
+REGISTRY = builtin_registry()
 
 # LibRaw's XYZ(D65) <- linear sRGB matrix, used to turn ColorMatrix1 into camera RGB -> sRGB
 XYZ_FROM_SRGB = np.array(
@@ -66,7 +69,7 @@ def test_tiff_collection_with_csv_labels_and_named_profile(tmp_path):
         rows.append((f"img{i}.tif", ["dog", "cat"][i % 2]))
     tifffile.imwrite(tmp_path / "extra.tif", np.zeros((8, 10), np.uint16))
     write_csv(tmp_path / "labels.csv", rows)
-    ds = RAW_FOLDER.open(tmp_path, labels_csv="labels.csv", camera="openisp")
+    ds = RAW_FOLDER.open(tmp_path, labels_csv="labels.csv", camera="openisp", registry=REGISTRY)
     assert ds.spec.task == "classification" and ds.spec.classes == ("cat", "dog")
     assert ds.spec.camera == OPENISP and ds.read.bits == 10
     assert ds.labels.tolist() == [1, 0, 1, 0, 1, 0]
@@ -136,7 +139,9 @@ def test_camera_from_a_config_table_and_unknown_profile(tmp_path):
     assert ds.spec.camera.cfa == "BGGR" and ds.spec.camera.white_balance == (2.0, 1.0, 1.5)
     assert ds.read.bits == 14
     with pytest.raises(DatasetError, match=r"unknown camera profile 'opensip' \(did you mean"):
-        RAW_FOLDER.open(tmp_path, labels_csv="l.csv", camera="opensip")
+        RAW_FOLDER.open(tmp_path, labels_csv="l.csv", camera="opensip", registry=REGISTRY)
+    with pytest.raises(DatasetError, match=r"'openisp' is a profile name.*registry="):
+        RAW_FOLDER.open(tmp_path, labels_csv="l.csv", camera="openisp")
     with pytest.raises(DatasetError, match=r"invalid camera table .*cfa"):
         RAW_FOLDER.open(tmp_path, labels_csv="l.csv", camera={"cfa": "XYZW"})
 

@@ -4,6 +4,7 @@ domains, units and per-element bounds, and projection back inside them."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import attrs
 import numpy as np
@@ -13,6 +14,9 @@ from driftlab.params import Domain
 from driftlab.pipeline.resolve import ResolvedPipeline
 from driftlab.pipeline.spec import PipelineSpec, StageConfig
 from driftlab.registry import suggest
+
+if TYPE_CHECKING:
+    from driftlab.domains import ParamBounds
 
 __all__ = ["AttackTargetError", "ParameterSpace", "Slot", "select_targets", "spec_with_values"]
 
@@ -38,6 +42,12 @@ class Slot:
     low, high : numpy.ndarray
         float64 element-wise bounds of the search (domain box intersected with
         any budget or envelope); same shape as ``default``.
+    span : numpy.ndarray or None
+        Element-wise width of the domain the budget is a fraction of; None:
+        ``domain.high - domain.low`` for every element. Camera-calibrated
+        domains (:func:`driftlab.domains.stage_domains`) set it per element.
+    source : str
+        Where the domain comes from (``"generic"`` or the camera rule).
     """
 
     key: str
@@ -46,6 +56,15 @@ class Slot:
     unit: str
     low: np.ndarray = attrs.field(eq=False)
     high: np.ndarray = attrs.field(eq=False)
+    span: np.ndarray | None = attrs.field(default=None, eq=False)
+    source: str = "generic"
+
+    @property
+    def width(self) -> np.ndarray:
+        """Element-wise width of the domain (``span``, else the scalar domain's width)."""
+        if self.span is not None:
+            return np.asarray(self.span, dtype=np.float64)
+        return np.full(self.default.shape, self.domain.high - self.domain.low)
 
     def project(self, value: torch.Tensor, iterations: int = 200) -> torch.Tensor:
         """Project onto the element-wise box ``[low, high]`` intersected with the
@@ -144,10 +163,26 @@ class ParameterSpace:
 
     @classmethod
     def from_resolved(
-        cls, resolved: ResolvedPipeline, *, differentiable_only: bool = True
+        cls,
+        resolved: ResolvedPipeline,
+        *,
+        differentiable_only: bool = True,
+        domains: Mapping[str, ParamBounds] | None = None,
     ) -> ParameterSpace:
         """Every declared parameter (only the ``nn.Parameter`` ones when
-        ``differentiable_only``) with its default and full-domain bounds."""
+        ``differentiable_only``) with its default and domain bounds.
+
+        Parameters
+        ----------
+        resolved : ResolvedPipeline
+        differentiable_only : bool
+            Skip parameters the differentiable form does not expose.
+        domains : mapping of str to ParamBounds, optional
+            Element-wise domains keyed ``"stage.param"``, e.g.
+            ``stage_domains(resolved, camera, intensity, mode="camera")``
+            (:mod:`driftlab.domains`); parameters not in it keep their
+            declared (generic) domain.
+        """
         slots = []
         for stage in resolved.stages:
             for p in stage.spec.params:
@@ -155,17 +190,53 @@ class ParameterSpace:
                     continue
                 default = np.asarray(stage.values[p.name], dtype=np.float64)
                 domain = stage.domains[p.name]
-                slots.append(
-                    Slot(
-                        key=f"{stage.name}.{p.name}",
-                        default=default,
-                        domain=domain,
-                        unit=p.unit,
-                        low=np.full(default.shape, domain.low),
-                        high=np.full(default.shape, domain.high),
-                    )
+                slot = Slot(
+                    key=f"{stage.name}.{p.name}",
+                    default=default,
+                    domain=domain,
+                    unit=p.unit,
+                    low=np.full(default.shape, domain.low),
+                    high=np.full(default.shape, domain.high),
                 )
-        return cls(tuple(slots))
+                slots.append(slot)
+        space = cls(tuple(slots))
+        return space.with_domains(domains) if domains else space
+
+    def with_domains(self, domains: Mapping[str, ParamBounds]) -> ParameterSpace:
+        """Replace the domains of the named slots by element-wise bounds.
+
+        Each slot's box is intersected with the bounds' ``[low, high]``, its
+        domain becomes the bounds' domain (whose equality constraint the
+        projection keeps) and its budget width the element-wise ``high - low``.
+
+        Raises
+        ------
+        AttackTargetError
+            A key names no slot, or bounds of another shape.
+        """
+        for key in domains:
+            if key not in self.keys:
+                raise AttackTargetError(f"domains: no parameter {key!r}{suggest(key, self.keys)}")
+        out = []
+        for s in self.slots:
+            b = domains.get(s.key)
+            if b is not None:
+                low, high = np.asarray(b.low, np.float64), np.asarray(b.high, np.float64)
+                if low.shape != s.default.shape or high.shape != s.default.shape:
+                    raise AttackTargetError(
+                        f"domains[{s.key!r}]: bounds of shape {low.shape}, parameter shape "
+                        f"{s.default.shape}"
+                    )
+                s = attrs.evolve(
+                    s,
+                    domain=b.domain,
+                    low=np.maximum(s.low, low),
+                    high=np.minimum(s.high, high),
+                    span=high - low,
+                    source=b.source,
+                )
+            out.append(s)
+        return ParameterSpace(tuple(out))
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -183,7 +254,8 @@ class ParameterSpace:
         return ParameterSpace(tuple(s for s in self.slots if s.key in keys))
 
     def with_budget(self, budget: float | None) -> ParameterSpace:
-        """Narrow every box to ``default +- budget * (domain.high - domain.low)``.
+        """Narrow every box to ``default +- budget * width`` (:attr:`Slot.width`: the
+        domain's width, element-wise for calibrated domains).
 
         Raises
         ------
@@ -198,7 +270,7 @@ class ParameterSpace:
             )
         out = []
         for s in self.slots:
-            r = budget * (s.domain.high - s.domain.low)
+            r = budget * s.width
             out.append(
                 attrs.evolve(
                     s, low=np.maximum(s.low, s.default - r), high=np.minimum(s.high, s.default + r)

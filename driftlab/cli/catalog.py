@@ -81,10 +81,51 @@ def plugins(as_json: bool, strict: bool) -> None:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def stages(as_json: bool) -> None:
-    """List stage variants with their forms and parameter domains."""
+@click.option(
+    "--domains",
+    "domain_mode",
+    type=click.Choice(["camera", "generic"]),
+    default="camera",
+    show_default=True,
+    help="Camera-calibrated domains (needs --camera) or the generic declared ones.",
+)
+@click.option(
+    "--camera", "camera_name", metavar="NAME", help="Camera profile for --domains camera."
+)
+@click.option(
+    "--intensity",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Light level for --domains camera.",
+)
+def stages(as_json: bool, domain_mode: str, camera_name: str | None, intensity: float) -> None:
+    """List stage variants with their forms and parameter domains.
+
+    With --camera NAME the domains are relative to that camera's calibration
+    and the light level (--domains camera, the default); without it, or with
+    --domains generic, the stages' declared domains are shown."""
+    from driftlab.domains import stage_domains
+    from driftlab.registry import RegistryError
+
     registry = _registry()
     items = registry.items("stages")
+    bounds = {}
+    if camera_name is not None:
+        try:
+            camera = registry.camera(camera_name)
+            bounds = stage_domains(items.values(), camera, intensity, domain_mode)
+        except (RegistryError, ValueError) as exc:
+            raise click.UsageError(str(exc)) from None
+    elif domain_mode == "camera" and not as_json:
+        click.echo("(generic domains; give --camera NAME for camera-calibrated ones)")
+
+    def domain_text(s, p, unit: bool = True) -> str:
+        b = bounds.get(f"{s.key}.{p.name}")
+        if b is not None:
+            return b.describe()
+        return p.domain.describe(p.unit) if unit else p.domain.describe()
+
     if as_json:
         data = [
             {
@@ -103,7 +144,12 @@ def stages(as_json: bool) -> None:
                         "shape": list(p.shape),
                         "default": json.loads(json.dumps(p.default)),
                         "unit": p.unit,
-                        "domain": p.domain.describe(),
+                        "domain": domain_text(s, p, unit=False),
+                        "domain_source": (
+                            bounds[f"{s.key}.{p.name}"].source
+                            if f"{s.key}.{p.name}" in bounds
+                            else "generic"
+                        ),
                         "doc": p.doc,
                     }
                     for p in s.params
@@ -115,7 +161,7 @@ def stages(as_json: bool) -> None:
         return
     rows = []
     for key, s in sorted(items.items()):
-        params = "; ".join(f"{p.name} {p.domain.describe(p.unit)}" for p in s.params) or "-"
+        params = "; ".join(f"{p.name} {domain_text(s, p)}" for p in s.params) or "-"
         rows.append((key, "+".join(s.forms), registry.owner("stages", key), params))
     echo_table(rows, ("stage", "forms", "plugin", "parameters (domain, unit)"))
 

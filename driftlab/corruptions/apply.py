@@ -6,12 +6,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from driftlab.corruptions.base import CorruptionError, CorruptionSpec
+from driftlab.corruptions.base import DEFAULT_FAMILY, CorruptionError, CorruptionSpec
 from driftlab.registry import Registry, get_registry
 
 __all__ = [
     "apply_corruption",
     "apply_corruption_batch",
+    "corruption_parameters",
     "corruption_seeds",
     "get_corruption",
 ]
@@ -19,15 +20,25 @@ __all__ = [
 _RANGE_TOLERANCE = 1e-6
 
 
-def get_corruption(name: str | CorruptionSpec, registry: Registry | None = None) -> CorruptionSpec:
-    """Look a corruption up by name.
+def get_corruption(
+    name: str | CorruptionSpec,
+    registry: Registry | None = None,
+    *,
+    family: str | None = None,
+) -> CorruptionSpec:
+    """Look a corruption up by name, in a severity-table family.
 
     Parameters
     ----------
     name : str or CorruptionSpec
-        Registry key (e.g. ``"gaussian_noise"``) or a declaration, returned as is.
+        Registry key (e.g. ``"gaussian_noise"``) or a declaration.
     registry : Registry, optional
-        Where to look; the process-wide :func:`~driftlab.registry.get_registry` by default.
+        Where to look; the process-wide :func:`~driftlab.registry.get_registry`
+        by default (runners pass theirs).
+    family : str, optional
+        ``"imagenet-c"`` (default) or ``"cifar-c"`` (or a plugin's family):
+        the returned declaration's ``function`` applies that family's
+        severity table (:meth:`CorruptionSpec.for_family`).
 
     Returns
     -------
@@ -39,15 +50,56 @@ def get_corruption(name: str | CorruptionSpec, registry: Registry | None = None)
         Unknown name (with the closest installed one) or a name declared by
         several plugins.
     CorruptionError
-        If ``name`` is neither a string nor a :class:`CorruptionSpec`.
+        If ``name`` is neither a string nor a :class:`CorruptionSpec`, or the
+        corruption has no table of ``family``.
     """
     if isinstance(name, CorruptionSpec):
-        return name
-    if not isinstance(name, str):
+        spec = name
+    elif isinstance(name, str):
+        spec = (registry or get_registry()).get("corruptions", name)
+    else:
         raise CorruptionError(
             f"corruption must be a name or a CorruptionSpec, got {type(name).__name__}"
         )
-    return (registry or get_registry()).get("corruptions", name)
+    if family is not None and not isinstance(family, str):
+        raise CorruptionError(f"family must be a name such as 'cifar-c', got {family!r}")
+    return spec.for_family(family)
+
+
+def corruption_parameters(
+    name: str | CorruptionSpec,
+    family: str = DEFAULT_FAMILY,
+    registry: Registry | None = None,
+) -> dict[int, dict[str, object]]:
+    """A corruption's parameters at each severity, in one family.
+
+    Parameters
+    ----------
+    name : str or CorruptionSpec
+        Registered corruption.
+    family : str
+        Severity-table family (default ``"imagenet-c"``).
+    registry : Registry, optional
+        Where to look ``name`` up.
+
+    Returns
+    -------
+    dict
+        ``{severity: {parameter: value}}`` for the declared severities;
+        empty for a corruption without tables (same in every family).
+
+    Raises
+    ------
+    CorruptionError
+        The corruption has tables but none of ``family``.
+    driftlab.registry.RegistryError
+        Unknown name.
+    """
+    spec = get_corruption(name, registry, family=family)
+    table = spec.tables.get(family)
+    if table is None:
+        return {}
+    return {severity: table.at(severity) for severity in spec.severities}
 
 
 def _check_seed(seed: object, where: str = "seed") -> int:
@@ -125,6 +177,7 @@ def apply_corruption(
     *,
     clip: bool = False,
     registry: Registry | None = None,
+    family: str | None = None,
 ) -> np.ndarray:
     """Corrupt one view.
 
@@ -144,24 +197,28 @@ def apply_corruption(
         Clip out-of-range input to [0, 1] instead of raising.
     registry : Registry, optional
         Where to look ``name`` up (default: the process-wide registry).
+    family : str, optional
+        Severity-table family, ``"imagenet-c"`` (default) or ``"cifar-c"``.
 
     Returns
     -------
     numpy.ndarray
         ``(3, H, W)`` float32 in [0, 1]; a new array (``view`` is not modified).
         The ImageNet-C corruptions return multiples of 1/255 (see
-        :mod:`driftlab.corruptions.imagenet_c` for the 8-bit conversion).
+        :mod:`driftlab.corruptions.imagenet_c` for the 8-bit conversion);
+        the CIFAR-10-C ones stay in float (:mod:`driftlab.corruptions.kernels`).
 
     Raises
     ------
     CorruptionError
         Wrong view shape or dtype, NaN/Inf, values outside [0, 1] without
-        ``clip``, an undeclared severity, a negative or non-int seed, or a
-        corruption function returning a wrong shape or out-of-range values.
+        ``clip``, an undeclared severity, a negative or non-int seed, a
+        family the corruption has no table for, or a corruption function
+        returning a wrong shape or out-of-range values.
     driftlab.registry.RegistryError
         Unknown corruption name.
     """
-    spec = get_corruption(name, registry)
+    spec = get_corruption(name, registry, family=family)
     level = _check_severity(spec, severity)
     seed = _check_seed(seed)
     checked = _check_view(view, "view", clip)
@@ -206,6 +263,7 @@ def apply_corruption_batch(
     *,
     clip: bool = False,
     registry: Registry | None = None,
+    family: str | None = None,
 ) -> np.ndarray:
     """Corrupt a batch of views, image by image.
 
@@ -227,6 +285,8 @@ def apply_corruption_batch(
         Clip out-of-range input to [0, 1] instead of raising.
     registry : Registry, optional
         Where to look ``name`` up.
+    family : str, optional
+        Severity-table family, ``"imagenet-c"`` (default) or ``"cifar-c"``.
 
     Returns
     -------
@@ -239,7 +299,7 @@ def apply_corruption_batch(
         As :func:`apply_corruption`, and for a wrong batch shape or a number
         of seeds different from ``B``.
     """
-    spec = get_corruption(name, registry)
+    spec = get_corruption(name, registry, family=family)
     level = _check_severity(spec, severity)
     array = np.asarray(views)
     if array.ndim != 4 or array.shape[1] != 3 or 0 in array.shape[2:]:

@@ -1,5 +1,9 @@
 """The 19 ImageNet-C corruptions, applied to driftlab views.
 
+(Each also carries the milder CIFAR-10-C severity table of the same authors,
+applied in float by :mod:`driftlab.corruptions.tables`; choose it with
+``family="cifar-c"``. This module is the default ``imagenet-c`` family.)
+
 Algorithms and their severity tables are those of the ``imagecorruptions``
 package (import name of the maintained ``imagecorruptions-imaug``
 distribution), which packages the code of Hendrycks & Dietterich,
@@ -59,7 +63,13 @@ from contextlib import contextmanager, nullcontext
 import attrs
 import numpy as np
 
-from driftlab.corruptions.base import CorruptionSpec
+from driftlab.corruptions.base import CorruptionSpec, SeverityTable
+from driftlab.corruptions.tables import (
+    IMAGENET_C_REFERENCE,
+    cifar_c_table,
+    parameter_names,
+    table_rows,
+)
 
 __all__ = [
     "IMAGENET_C_CORRUPTIONS",
@@ -301,6 +311,20 @@ _EXTRA: tuple[tuple[str, str, str], ...] = (
     ("saturate", "digital", "HSV saturation scaled by 0.3, 0.1, 2, 5 (+0.1), 20 (+0.2)"),
 )
 
+
+def _tables(name: str) -> tuple[SeverityTable, SeverityTable]:
+    names, unit = parameter_names(name, "imagenet-c")
+    imagenet = SeverityTable(
+        family="imagenet-c",
+        parameters=names,
+        values=table_rows(name, "imagenet-c"),
+        function=ImageNetCCorruption(name),
+        unit=unit,
+        reference=IMAGENET_C_REFERENCE,
+    )
+    return imagenet, cifar_c_table(name)
+
+
 IMAGENET_C_CORRUPTIONS: tuple[CorruptionSpec, ...] = tuple(
     CorruptionSpec(
         name=name,
@@ -308,8 +332,11 @@ IMAGENET_C_CORRUPTIONS: tuple[CorruptionSpec, ...] = tuple(
         doc=doc,
         function=ImageNetCCorruption(name),
         reference=reference,
+        tables=_tables(name),
     )
     for group, reference in ((_COMMON, _REFERENCE_COMMON), (_EXTRA, _REFERENCE_EXTRA))
     for name, family, doc in group
 )
-"""The 15 benchmark and 4 extra ImageNet-C corruptions, severities 1..5."""
+"""The 15 benchmark and 4 extra ImageNet-C corruptions, severities 1..5, each with its
+``imagenet-c`` table (this module's library adapter, the default) and its ``cifar-c``
+table (:mod:`driftlab.corruptions.tables`)."""

@@ -6,7 +6,11 @@ and ``Platelets``. Expected layout of ``data_root`` (or of ``data_root/bccd``)::
 
     Annotations/BloodImage_00000.xml    VOC boxes (xmin, ymin, xmax, ymax in pixels)
     JPEGImages/BloodImage_00000.jpg
-    ImageSets/train.txt, val.txt, trainval.txt   (optional id lists)
+    ImageSets/train.txt, val.txt, trainval.txt   (optional id lists; or ImageSets/Main/)
+
+The folder is read with the general Pascal VOC reader
+(:mod:`driftlab.datasets.voc`); this module adds the BCCD class vocabulary,
+the assumed camera and the two datasets.
 
 Two datasets are declared on top of it, both unprocessed to raw mosaics of
 the :data:`BCCD_CAMERA` with :mod:`driftlab.datasets.unprocess` (Brooks et
@@ -23,7 +27,10 @@ given shot and read noise seeded by ``(seed, item id)``.
     is the union of the WBC boxes rasterised at tile resolution.
 
 The group of every item is its source image, so crops of one image never
-straddle a split. Malformed XML, unknown labels, boxes outside the image or of
+straddle a split; with ``group_overlapping=True`` photographs of overlapping
+fields of view (BCCD holds shifted shots of the same cells under different
+ids, e.g. BloodImage_00204 and 00277) share one group
+(:mod:`driftlab.datasets.overlap`). Malformed XML, unknown labels, boxes outside the image or of
 zero size, missing or unreadable JPEGs and size mismatches raise
 :class:`BCCDError` naming the file; with ``skip_bad=True`` bad boxes (or whole
 images when the file itself is bad) are left out and listed in
@@ -32,9 +39,7 @@ images when the file itself is bad) are left out and listed in
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from collections import OrderedDict
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +49,28 @@ from PIL import Image, UnidentifiedImageError
 from skimage.transform import resize
 
 from driftlab.camera import CameraParams
-from driftlab.datasets.base import DatasetError, DatasetSpec, RawDataset, Sample
+from driftlab.datasets import voc
+from driftlab.datasets.base import DatasetSpec, RawDataset, Sample
 from driftlab.datasets.intensity import item_seed, simulate_intensity
+from driftlab.datasets.overlap import (
+    OverlapReport,
+    describe_components,
+    detect_overlaps,
+    file_digest,
+    grey_from_rgb,
+    parse_cache_option,
+)
 from driftlab.datasets.unprocess import linear_to_raw, srgb_to_linear
-from driftlab.registry import suggest
+from driftlab.datasets.voc import (
+    Skipped,
+    VocBox,
+    VocError,
+    VocImage,
+    VocIndex,
+    find_voc_root,
+    rasterise_boxes,
+    scan_voc,
+)
 
 __all__ = [
     "BCCD_CAMERA",
@@ -72,7 +95,6 @@ __all__ = [
 
 CELL_CLASSES: tuple[str, ...] = ("WBC", "RBC", "Platelets")
 SEGMENTATION_CLASSES: tuple[str, ...] = ("background", "WBC")
-IMAGE_SETS: tuple[str, ...] = ("train", "val", "trainval")
 _REFERENCE = (
     "BCCD dataset (Shenggan/BCCD_Dataset, MIT licence), unprocessed to raw after Brooks et al., "
     "'Unprocessing Images for Learned Raw Denoising', CVPR 2019"
@@ -95,200 +117,24 @@ BCCD_CAMERA = CameraParams(
 )
 
 
-class BCCDError(DatasetError):
-    """A BCCD file is missing or malformed; the message names the file."""
-
-
-@attrs.frozen
-class VocBox:
-    """One annotated box, pixel-edge coordinates in the full image.
-
-    Attributes
-    ----------
-    label : str
-        ``WBC``, ``RBC`` or ``Platelets``.
-    xmin, ymin, xmax, ymax : float
-        Box edges in pixels, ``0 <= xmin < xmax <= width`` (same for y).
-    index : int
-        Position of the ``<object>`` in the XML file.
-    """
-
-    label: str
-    xmin: float
-    ymin: float
-    xmax: float
-    ymax: float
-    index: int
-
-    @property
-    def centre(self) -> tuple[float, float]:
-        """``(x, y)`` centre in pixels."""
-        return (self.xmin + self.xmax) / 2.0, (self.ymin + self.ymax) / 2.0
-
-
-@attrs.frozen
-class VocImage:
-    """One annotated image.
-
-    Attributes
-    ----------
-    stem : str
-        File stem (``BloodImage_00000``), the item group.
-    xml_path, jpeg_path : pathlib.Path
-        Annotation and image files.
-    width, height : int
-        Image size in pixels, checked against the JPEG.
-    boxes : tuple of VocBox
-        Valid boxes, in file order.
-    """
-
-    stem: str
-    xml_path: Path
-    jpeg_path: Path
-    width: int
-    height: int
-    boxes: tuple[VocBox, ...]
-
-
-@attrs.frozen
-class Skipped:
-    """Something left out because ``skip_bad=True``: the file and why."""
-
-    path: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
-
-
-@attrs.frozen
-class BCCDIndex:
-    """Result of :func:`scan_bccd`: usable images and what was skipped."""
-
-    root: Path
-    images: tuple[VocImage, ...]
-    skipped: tuple[Skipped, ...]
-
-
-def _text(node: ET.Element, tag: str, xml_path: Path, where: str) -> str:
-    child = node.find(tag)
-    if child is None or child.text is None or not child.text.strip():
-        raise BCCDError(f"{xml_path}: {where} has no <{tag}>")
-    return child.text.strip()
-
-
-def _number(node: ET.Element, tag: str, xml_path: Path, where: str) -> float:
-    text = _text(node, tag, xml_path, where)
-    try:
-        value = float(text)
-    except ValueError:
-        raise BCCDError(f"{xml_path}: {where} <{tag}> is not a number: {text!r}") from None
-    if not np.isfinite(value):
-        raise BCCDError(f"{xml_path}: {where} <{tag}> is not finite: {text!r}")
-    return value
-
-
-def _parse_box(obj: ET.Element, k: int, xml_path: Path, width: int, height: int) -> VocBox:
-    where = f"object {k}"
-    label = _text(obj, "name", xml_path, where)
-    where = f"object {k} ({label})"
-    if label not in CELL_CLASSES:
-        raise BCCDError(
-            f"{xml_path}: {where}: unknown class {label!r}{suggest(label, CELL_CLASSES)}; "
-            f"expected one of {', '.join(CELL_CLASSES)}"
-        )
-    bnd = obj.find("bndbox")
-    if bnd is None:
-        raise BCCDError(f"{xml_path}: {where} has no <bndbox>")
-    x0, y0, x1, y1 = (_number(bnd, t, xml_path, where) for t in ("xmin", "ymin", "xmax", "ymax"))
-    if not (x1 > x0 and y1 > y0):
-        raise BCCDError(
-            f"{xml_path}: {where}: box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) has zero or negative "
-            "size; expected xmin < xmax and ymin < ymax"
-        )
-    if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
-        raise BCCDError(
-            f"{xml_path}: {where}: box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) lies outside the "
-            f"{width}x{height} image"
-        )
-    return VocBox(label, x0, y0, x1, y1, k)
+BCCDError = VocError
+"""Errors of BCCD files (the general :class:`~driftlab.datasets.voc.VocError`)."""
+BCCDIndex = VocIndex
+"""Result of :func:`scan_bccd` (a :class:`~driftlab.datasets.voc.VocIndex`)."""
 
 
 def parse_voc(
     xml_path: str | Path, jpeg_dir: str | Path, *, skip_bad: bool = False
 ) -> tuple[VocImage, list[Skipped]]:
-    """Read one Pascal-VOC annotation and check it against its JPEG.
-
-    Parameters
-    ----------
-    xml_path : str or Path
-        Annotation file.
-    jpeg_dir : str or Path
-        Folder of the images; the file is ``<filename>`` from the XML, else
-        ``<stem>.jpg``.
-    skip_bad : bool
-        Leave out bad boxes (listed in the returned report) instead of raising.
-
-    Returns
-    -------
-    (VocImage, list of Skipped)
-        The image with its valid boxes, and the boxes left out.
+    """Read one BCCD annotation: :func:`driftlab.datasets.voc.parse_voc` with the
+    BCCD classes (:data:`CELL_CLASSES`).
 
     Raises
     ------
     BCCDError
-        Malformed XML, missing size fields, a missing, unreadable or
-        differently sized JPEG (always), or a bad box (unknown class, zero
-        size, outside the image) unless ``skip_bad``.
+        See :func:`driftlab.datasets.voc.parse_voc`.
     """
-    xml_path = Path(xml_path)
-    try:
-        root = ET.parse(xml_path).getroot()
-    except ET.ParseError as exc:
-        raise BCCDError(f"{xml_path}: malformed XML: {exc}") from None
-    except OSError as exc:
-        raise BCCDError(f"{xml_path}: cannot read annotation: {exc}") from None
-    if root.tag != "annotation":
-        raise BCCDError(f"{xml_path}: expected a Pascal-VOC <annotation>, got <{root.tag}>")
-    size = root.find("size")
-    if size is None:
-        raise BCCDError(f"{xml_path}: annotation has no <size>")
-    width = int(_number(size, "width", xml_path, "<size>"))
-    height = int(_number(size, "height", xml_path, "<size>"))
-    if width < 2 or height < 2:
-        raise BCCDError(f"{xml_path}: image size {width}x{height} is too small")
-    name_node = root.find("filename")
-    filename = (
-        name_node.text.strip()
-        if name_node is not None and name_node.text and name_node.text.strip()
-        else f"{xml_path.stem}.jpg"
-    )
-    jpeg_path = Path(jpeg_dir) / Path(filename).name
-    if not jpeg_path.is_file():
-        raise BCCDError(f"{xml_path}: image {jpeg_path} not found")
-    try:
-        with Image.open(jpeg_path) as img:
-            actual = img.size
-    except (UnidentifiedImageError, OSError) as exc:
-        raise BCCDError(f"{jpeg_path}: not a readable image: {exc}") from None
-    if actual != (width, height):
-        raise BCCDError(
-            f"{xml_path}: declares a {width}x{height} image but {jpeg_path.name} is "
-            f"{actual[0]}x{actual[1]}"
-        )
-    boxes: list[VocBox] = []
-    skipped: list[Skipped] = []
-    for k, obj in enumerate(root.findall("object")):
-        try:
-            boxes.append(_parse_box(obj, k, xml_path, width, height))
-        except BCCDError as exc:
-            if not skip_bad:
-                raise BCCDError(f"{exc} (open with skip_bad=True to leave it out)") from None
-            prefix = f"{xml_path}: "
-            message = str(exc)
-            skipped.append(Skipped(str(xml_path), message.removeprefix(prefix)))
-    image = VocImage(xml_path.stem, xml_path, jpeg_path, width, height, tuple(boxes))
-    return image, skipped
+    return voc.parse_voc(xml_path, jpeg_dir, classes=CELL_CLASSES, skip_bad=skip_bad)
 
 
 def find_bccd_root(data_root: str | Path) -> Path:
@@ -299,20 +145,13 @@ def find_bccd_root(data_root: str | Path) -> Path:
     BCCDError
         If neither has both folders; the message names what is missing.
     """
-    base = Path(data_root)
-    for candidate in (base, base / "bccd"):
-        if (candidate / "Annotations").is_dir() and (candidate / "JPEGImages").is_dir():
-            return candidate
-    missing = [d for d in ("Annotations", "JPEGImages") if not (base / d).is_dir()]
-    raise BCCDError(
-        f"{base}: not a BCCD folder (missing {', '.join(missing)}; also looked in {base / 'bccd'})"
-    )
+    return find_voc_root(data_root, "bccd")
 
 
 def scan_bccd(
     data_root: str | Path, *, skip_bad: bool = False, image_set: str | None = None
-) -> BCCDIndex:
-    """Parse every annotation of a BCCD folder.
+) -> VocIndex:
+    """Parse every annotation of a BCCD folder (:func:`driftlab.datasets.voc.scan_voc`).
 
     Parameters
     ----------
@@ -320,53 +159,26 @@ def scan_bccd(
         See :func:`find_bccd_root`.
     skip_bad : bool
         Leave out bad boxes and bad images instead of raising.
-    image_set : {"train", "val", "trainval"} or None
-        Restrict to the ids in ``ImageSets/<name>.txt``; None takes every
+    image_set : str or None
+        Restrict to the ids of ``ImageSets/Main/<name>.txt`` or
+        ``ImageSets/<name>.txt`` (``train``, ``val``, ``trainval`` in the
+        BCCD repository; ``test`` in the full release); None takes every
         ``Annotations/*.xml``.
 
     Returns
     -------
-    BCCDIndex
+    VocIndex
         Images sorted by stem, and the report of skipped boxes and files.
 
     Raises
     ------
     BCCDError
-        Not a BCCD folder, unknown or missing image set, no annotations, or
-        any bad file or box unless ``skip_bad``.
+        Not a BCCD folder, unknown or missing image set, no annotations, an
+        unknown class, or any bad file or box unless ``skip_bad``.
     """
-    root = find_bccd_root(data_root)
-    annotations = root / "Annotations"
-    if image_set is None:
-        xml_paths = sorted(annotations.glob("*.xml"))
-    else:
-        if image_set not in IMAGE_SETS:
-            raise BCCDError(
-                f"unknown image_set {image_set!r}{suggest(image_set, IMAGE_SETS)}; "
-                f"expected one of {', '.join(IMAGE_SETS)}"
-            )
-        list_path = root / "ImageSets" / f"{image_set}.txt"
-        if not list_path.is_file():
-            raise BCCDError(f"{list_path}: image set list not found")
-        stems = [line.strip() for line in list_path.read_text().splitlines() if line.strip()]
-        xml_paths = [annotations / f"{stem}.xml" for stem in sorted(set(stems))]
-    if not xml_paths:
-        raise BCCDError(f"{annotations}: no annotation files (*.xml)")
-    images: list[VocImage] = []
-    skipped: list[Skipped] = []
-    for xml_path in xml_paths:
-        try:
-            if not xml_path.is_file():
-                raise BCCDError(f"{xml_path}: annotation file not found")
-            image, bad_boxes = parse_voc(xml_path, root / "JPEGImages", skip_bad=skip_bad)
-        except BCCDError as exc:
-            if not skip_bad:
-                raise
-            skipped.append(Skipped(str(xml_path), f"image left out: {exc}"))
-            continue
-        images.append(image)
-        skipped.extend(bad_boxes)
-    return BCCDIndex(root, tuple(images), tuple(skipped))
+    return scan_voc(
+        data_root, classes=CELL_CLASSES, skip_bad=skip_bad, image_set=image_set, subfolder="bccd"
+    )
 
 
 def _check_even(value: int, option: str) -> int:
@@ -420,6 +232,57 @@ class _BCCDBase(RawDataset):
         self.seed = int(seed)
         self.noise = bool(noise)
         self._decoded: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.overlap: OverlapReport | None = None
+        self._merged: dict[str, str] = {}
+
+    def group_of(self, stem: str) -> str:
+        """Split group of the photograph ``stem``: itself, or the first photograph of its
+        component of overlapping shots after :meth:`group_overlapping`."""
+        return self._merged.get(stem, stem)
+
+    def group_overlapping(self, cache: Path | bool | None = None) -> OverlapReport:
+        """Merge the groups of photographs that show overlapping fields of view.
+
+        Every photograph is registered against every other
+        (:func:`driftlab.datasets.overlap.detect_overlaps` on the sRGB luma,
+        cached by the JPEG files' SHA-256); items of images in one connected
+        component of overlapping pairs then share one split group.
+
+        Parameters
+        ----------
+        cache : Path, False or None
+            Cache folder; False: none; None: the default folder.
+
+        Returns
+        -------
+        OverlapReport
+            Also kept in :attr:`overlap`; its notes go to :attr:`notes`.
+        """
+        images = self.images
+
+        def load(k: int) -> np.ndarray:
+            try:
+                with Image.open(images[k].jpeg_path) as img:
+                    return grey_from_rgb(np.asarray(img.convert("RGB")))
+            except (UnidentifiedImageError, OSError) as exc:
+                raise BCCDError(f"{images[k].jpeg_path}: cannot decode image: {exc}") from None
+
+        report = detect_overlaps(
+            [image.stem for image in images],
+            load,
+            [file_digest(image.jpeg_path) for image in images],
+            cache_dir=cache,
+            method="grey-rgb",
+        )
+        self.overlap = report
+        self._merged = report.representative()
+        self.notes.extend(report.notes)
+        if report.components:
+            self.notes.append(
+                f"{report.merged_images} photograph(s) merged into the groups of overlapping "
+                f"shots: " + describe_components(report)
+            )
+        return report
 
     def __getstate__(self) -> dict[str, Any]:
         # decoded images are a per-process cache: do not ship them to worker processes
@@ -466,7 +329,7 @@ class _BCCDBase(RawDataset):
         image = self.images[image_index]
         return {
             "id": item_id,
-            "group": image.stem,
+            "group": self.group_of(image.stem),
             "path": str(image.jpeg_path),
             "intensity": self.intensity,
             "window": (x0, y0, self.window),
@@ -552,7 +415,7 @@ class BCCDCells(_BCCDBase):
 
     @property
     def groups(self) -> list[str]:
-        return [self.images[i].stem for i, _ in self._items]
+        return [self.group_of(self.images[i].stem) for i, _ in self._items]
 
     def class_counts(self) -> dict[str, int]:
         """Number of crops per class name."""
@@ -576,37 +439,6 @@ class BCCDCells(_BCCDBase):
         raw = self._raw(image_index, x0, y0, item_id)
         meta = {**self._meta(image_index, item_id, x0, y0), "box": attrs.astuple(box)[1:5]}
         return Sample(raw=raw, target=CELL_CLASSES.index(box.label), meta=meta)
-
-
-def rasterise_boxes(
-    boxes: Sequence[VocBox], x0: float, y0: float, window: float, size: int
-) -> np.ndarray:
-    """Mask of the union of boxes over a square window, sampled at pixel centres.
-
-    Parameters
-    ----------
-    boxes : sequence of VocBox
-        Boxes in full-image pixels.
-    x0, y0 : float
-        Top-left of the window in full-image pixels.
-    window : float
-        Side of the window in full-image pixels.
-    size : int
-        Side of the output mask in pixels.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(size, size)`` uint8, 1 where a pixel centre lies inside a box.
-    """
-    centres = (np.arange(size) + 0.5) * (window / size)
-    xs, ys = x0 + centres, y0 + centres
-    mask = np.zeros((size, size), dtype=bool)
-    for box in boxes:
-        inside_x = (xs >= box.xmin) & (xs < box.xmax)
-        inside_y = (ys >= box.ymin) & (ys < box.ymax)
-        mask |= inside_y[:, None] & inside_x[None, :]
-    return mask.astype(np.uint8)
 
 
 class BCCDWhiteCells(_BCCDBase):
@@ -685,7 +517,7 @@ class BCCDWhiteCells(_BCCDBase):
 
     @property
     def groups(self) -> list[str]:
-        return [self.images[i].stem for i, _, _ in self._items]
+        return [self.group_of(self.images[i].stem) for i, _, _ in self._items]
 
     def mask(self, index: int) -> np.ndarray:
         """``(tile_size, tile_size)`` uint8 WBC mask of item ``index`` (no image decoding)."""
@@ -714,8 +546,18 @@ def _with_camera(spec: DatasetSpec, cfa: str | None) -> DatasetSpec:
 
 
 def _finish(
-    dataset: RawDataset, intensity: float, seed: int, noise: bool, noise_model: str | None
+    dataset: _BCCDBase,
+    intensity: float,
+    seed: int,
+    noise: bool,
+    noise_model: str | None,
+    group_overlapping: bool,
+    overlap_cache: object,
 ) -> RawDataset:
+    if not isinstance(group_overlapping, bool):
+        raise BCCDError(f"group_overlapping must be true or false, got {group_overlapping!r}")
+    if group_overlapping:
+        dataset.group_overlapping(parse_cache_option(overlap_cache, "overlap_cache"))
     model = noise_model or ("binomial" if noise else "poisson")
     return simulate_intensity(dataset, intensity, seed=seed, model=model)
 
@@ -734,6 +576,8 @@ def open_bccd_cells(
     cfa: str | None = None,
     max_per_class_per_image: int | None = None,
     noise_model: str | None = None,
+    group_overlapping: bool = False,
+    overlap_cache: object = None,
 ) -> RawDataset:
     """Opener of ``bccd-cells`` (see :class:`BCCDCells` for the options).
 
@@ -741,6 +585,9 @@ def open_bccd_cells(
     ``spec.camera`` says which); ``intensity`` below 1 is simulated with
     :func:`~driftlab.datasets.intensity.simulate_intensity` (``noise_model``
     defaults to ``binomial`` when ``noise`` is on, else ``poisson``).
+    ``group_overlapping=True`` merges the split groups of photographs that
+    show overlapping fields of view (:meth:`_BCCDBase.group_overlapping`;
+    ``overlap_cache`` is the cache folder, ``false`` for none).
 
     Raises
     ------
@@ -759,7 +606,7 @@ def open_bccd_cells(
         noise=noise,
         max_per_class_per_image=max_per_class_per_image,
     )
-    return _finish(dataset, intensity, seed, noise, noise_model)
+    return _finish(dataset, intensity, seed, noise, noise_model, group_overlapping, overlap_cache)
 
 
 def open_bccd_wbc(
@@ -777,6 +624,8 @@ def open_bccd_wbc(
     image_set: str | None = None,
     cfa: str | None = None,
     noise_model: str | None = None,
+    group_overlapping: bool = False,
+    overlap_cache: object = None,
 ) -> RawDataset:
     """Opener of ``bccd-wbc`` (see :class:`BCCDWhiteCells` and :func:`open_bccd_cells`).
 
@@ -798,7 +647,7 @@ def open_bccd_wbc(
         seed=seed,
         noise=noise,
     )
-    return _finish(dataset, intensity, seed, noise, noise_model)
+    return _finish(dataset, intensity, seed, noise, noise_model, group_overlapping, overlap_cache)
 
 
 def check_bccd(spec: DatasetSpec, data_root: Path) -> list[str]:
@@ -816,6 +665,18 @@ def check_bccd(spec: DatasetSpec, data_root: Path) -> list[str]:
     return [str(s) for s in index.skipped]
 
 
+_COMMON_OPTIONS = {
+    "scale": "resampling factor of the 640x480 photographs before cropping, in (0, 1]",
+    "seed": "non-negative base seed of the sensor noise (per item: seed and item id)",
+    "noise": "add the camera's shot and read noise (default true)",
+    "skip_bad": "leave out and report bad boxes or files instead of failing",
+    "image_set": "only the ids listed in ImageSets/Main/<name>.txt or ImageSets/<name>.txt",
+    "cfa": "Bayer pattern replacing the camera's (RGGB, BGGR, GRBG, GBRG)",
+    "noise_model": "simulated lower light: 'binomial' (default with noise) or 'poisson'",
+    "group_overlapping": "merge the split groups of photographs of overlapping fields of view",
+    "overlap_cache": "folder caching the overlap map (default: user cache; false: none)",
+}
+
 BCCD_CELLS = DatasetSpec(
     name="bccd-cells",
     task="classification",
@@ -825,6 +686,11 @@ BCCD_CELLS = DatasetSpec(
     opener=open_bccd_cells,
     checker=check_bccd,
     reference=_REFERENCE,
+    options={
+        "crop_size": "even side of the crops after resampling (default 64)",
+        **_COMMON_OPTIONS,
+        "max_per_class_per_image": "keep at most this many cells of each class per image",
+    },
 )
 
 BCCD_WBC = DatasetSpec(
@@ -836,4 +702,10 @@ BCCD_WBC = DatasetSpec(
     opener=open_bccd_wbc,
     checker=check_bccd,
     reference=_REFERENCE,
+    options={
+        "tile_size": "even side of the tiles after resampling (default 64)",
+        "stride": "grid step in resampled pixels (default tile_size)",
+        "min_foreground": "keep tiles whose WBC fraction exceeds this (default 0; < 0 keeps all)",
+        **_COMMON_OPTIONS,
+    },
 )

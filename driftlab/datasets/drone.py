@@ -28,7 +28,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from driftlab.builtin.cameras import RAW_DRONE
 from driftlab.datasets.base import DatasetError, DatasetSpec
 from driftlab.datasets.files import (
     MASK_SUFFIXES,
@@ -280,7 +279,7 @@ DRONE = DatasetSpec(
         "(12-bit left-justified to 16 bit), 7 light levels"
     ),
     classes=CLASSES,
-    camera=RAW_DRONE,
+    camera="raw-drone",
     opener=open_drone,
     intensities=tuple(LEVELS),
     needs_data_root=True,

@@ -17,7 +17,7 @@ Every item is rendered physically by :func:`render_raw`:
 5. CFA sampling in the camera's Bayer pattern, on top of the black level;
 6. Poisson shot noise from the camera gain (DN/e-), Gaussian read noise,
    clipping and quantisation to the declared bit depth
-   (:func:`driftlab.stages.illumination.simulate_low_light`).
+   (:func:`driftlab.sensor.simulate_low_light`).
 
 A lower ``intensity`` is rendered natively (fewer photons in step 6, the
 scene is unchanged), so the datasets exist at any light level. Item ``i``
@@ -41,7 +41,7 @@ from driftlab.cfa import site_index_map
 from driftlab.datasets.base import DatasetError, DatasetSpec, RawDataset, Sample
 from driftlab.datasets.intensity import item_seed
 from driftlab.datasets.unprocess import mosaic
-from driftlab.stages.illumination import simulate_low_light
+from driftlab.sensor import simulate_low_light
 
 __all__ = [
     "PAPER_INTENSITIES",

@@ -429,4 +429,9 @@ EMBEDDED_AERIAL = DatasetSpec(
     intensities=PAPER_INTENSITIES,
     needs_data_root=False,
     reference="driftlab procedural generator (reflectance x irradiance, photon-transfer sensor)",
+    options={
+        "n_items": "number of tiles (default 400)",
+        "size": "even tile side in pixels, >= 16 (default 64)",
+        "seed": "non-negative seed; same seed, same bytes (default 0)",
+    },
 )

@@ -447,4 +447,9 @@ EMBEDDED_SMEAR = DatasetSpec(
     intensities=PAPER_INTENSITIES,
     needs_data_root=False,
     reference="driftlab procedural generator (Beer-Lambert stains, photon-transfer sensor model)",
+    options={
+        "n_items": "number of crops, balanced classes (default 600)",
+        "size": "even crop side in pixels, >= 16 (default 64)",
+        "seed": "non-negative seed; same seed, same bytes (default 0)",
+    },
 )

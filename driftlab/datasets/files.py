@@ -13,6 +13,8 @@ once or, with ``skip_bad=True``, are left out and reported in
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,14 @@ import attrs
 import numpy as np
 
 from driftlab.datasets.base import DatasetError, DatasetSpec, RawDataset, Sample
-from driftlab.io.raw import CAMERA_RAW_SUFFIXES, RawFrame, RawReadError, read_raw
+from driftlab.io.raw import (
+    CAMERA_RAW_SUFFIXES,
+    RawFrame,
+    RawReadError,
+    check_tiff_size,
+    read_npy,
+    read_raw,
+)
 
 __all__ = [
     "MASK_SUFFIXES",
@@ -32,6 +41,8 @@ __all__ = [
     "list_files",
     "parse_shape",
     "read_mask",
+    "summarise_skipped",
+    "write_skip_list",
 ]
 
 MASK_SUFFIXES: tuple[str, ...] = (".png", ".tif", ".tiff", ".bmp", ".npy")
@@ -75,6 +86,72 @@ class Problems:
     def note(self, message: str) -> None:
         """Record an entry left out by design."""
         self.notes.append(message)
+
+
+SKIP_SUMMARY_LIMIT = 5
+"""How many skipped entries a message quotes before pointing at the full list."""
+
+
+def write_skip_list(messages: Sequence[str], path: str | Path | None = None) -> Path:
+    """Write one skipped entry per line to a text file.
+
+    Parameters
+    ----------
+    messages : sequence of str
+        One message per skipped file or entry (each names its path).
+    path : str or Path, optional
+        Where to write; default: a new file ``driftlab-skipped-*.txt`` in the
+        system's temporary folder (never next to the data, which may be
+        read-only).
+
+    Returns
+    -------
+    pathlib.Path
+        The file written (complete: written to a temporary name, then moved).
+    """
+    text = "".join(f"{' '.join(str(m).splitlines())}\n" for m in messages)
+    if path is None:
+        fd, name = tempfile.mkstemp(prefix="driftlab-skipped-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        return Path(name)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def summarise_skipped(
+    messages: Sequence[str], *, limit: int = SKIP_SUMMARY_LIMIT, listing: str | Path | None = None
+) -> str:
+    """One short line about skipped entries: a count, the first few, and a file with all.
+
+    Parameters
+    ----------
+    messages : sequence of str
+        One message per skipped entry.
+    limit : int
+        How many messages to quote.
+    listing : str or Path, optional
+        Where to write the full list when there are more than ``limit``
+        (default: a temporary file, see :func:`write_skip_list`).
+
+    Returns
+    -------
+    str
+        ``"N skipped: first; second; ..."`` plus ``"; all N listed in FILE"``
+        when some were left unquoted.
+    """
+    messages = [str(m) for m in messages]
+    if not messages:
+        return "0 skipped"
+    head = "; ".join(messages[:limit])
+    text = f"{len(messages)} skipped: {head}"
+    if len(messages) > limit:
+        written = write_skip_list(messages, listing)
+        text += f"; ... all {len(messages)} listed in {written}"
+    return text
 
 
 @attrs.frozen
@@ -193,10 +270,11 @@ def list_files(folder: Path, suffixes: Iterable[str]) -> list[Path]:
 def _read_mask_array(path: Path) -> np.ndarray:
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        return np.load(path, allow_pickle=False)
+        return read_npy(path)
     if suffix in (".tif", ".tiff"):
         import tifffile
 
+        check_tiff_size(path)
         return np.asarray(tifffile.imread(path))
     from PIL import Image
 
@@ -226,14 +304,17 @@ def read_mask(path: str | Path) -> np.ndarray:
     Raises
     ------
     DatasetError
-        Missing, corrupt or truncated file, or an array that is not 2-D or
-        ``(H, W, C)``.
+        Missing, corrupt or truncated file, a TIFF or ``.npy`` declaring more
+        than :data:`driftlab.io.raw.MAX_RAW_BYTES`, or an array that is not
+        2-D or ``(H, W, C)``.
     """
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: mask file not found")
     try:
         array = _read_mask_array(path)
+    except RawReadError as exc:  # too large, not a .npy file, truncated: already explained
+        raise DatasetError(f"mask {exc}") from exc
     except Exception as exc:  # PIL/tifffile/numpy raise many types for broken files
         raise DatasetError(
             f"{path}: corrupt or truncated mask ({type(exc).__name__}: {exc})"
@@ -304,7 +385,7 @@ class FileRawDataset(RawDataset):
         self.skipped = list(problems.skipped)
         self.notes = list(problems.notes)
         if not self.items:
-            detail = f"; skipped: {'; '.join(self.skipped)}" if self.skipped else ""
+            detail = f"; {summarise_skipped(self.skipped)}" if self.skipped else ""
             raise DatasetError(f"{spec.name}: no usable items at intensity {intensity}{detail}")
 
     def _readable(self, item: RawItem, problems: Problems) -> bool:

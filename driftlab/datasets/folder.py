@@ -26,11 +26,10 @@ import csv
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from driftlab.builtin.cameras import IDENTITY
 from driftlab.camera import CameraParams
 from driftlab.datasets.base import DatasetError, DatasetSpec
 from driftlab.datasets.files import (
@@ -41,13 +40,32 @@ from driftlab.datasets.files import (
     ReadOptions,
     list_files,
     parse_shape,
+    summarise_skipped,
+)
+from driftlab.datasets.overlap import (
+    describe_components,
+    detect_overlaps,
+    file_digest,
+    grey_from_mosaic,
+    merge_groups,
+    parse_cache_option,
 )
 from driftlab.io.raw import CAMERA_RAW_SUFFIXES, RawReadError, read_camera_metadata
+
+if TYPE_CHECKING:
+    from driftlab.registry import Registry
 
 __all__ = ["RAW_FOLDER", "RAW_SUFFIXES", "open_folder", "read_labels_csv", "resolve_camera"]
 
 RAW_SUFFIXES: tuple[str, ...] = (".npy", ".tif", ".tiff", ".raw", *CAMERA_RAW_SUFFIXES)
 DEFAULT_SEGMENTATION_CLASSES = ("background", "object")
+NEUTRAL_CAMERA = CameraParams(
+    name="raw-folder",
+    cfa="RGGB",
+    bit_depth=16,
+    description="neutral: no black level, unit gains, identity colour matrix",
+)
+"""Camera of a raw folder without camera raw files and without a ``camera`` option."""
 
 
 def _resolve(root: Path, value: str | Path, option: str) -> Path:
@@ -174,31 +192,38 @@ def resolve_camera(
     option: str | Mapping[str, Any] | CameraParams | None,
     files: Sequence[Path],
     problems: Problems,
-) -> tuple[CameraParams, bool]:
+    registry: Registry | None = None,
+) -> tuple[CameraParams, str]:
     """Camera parameters of a raw collection.
 
     Parameters
     ----------
     option : str, mapping, CameraParams or None
-        Profile name (looked up in the plugin registry), a table of
+        Profile name (looked up in ``registry``), a table of
         :class:`~driftlab.camera.CameraParams` fields, or a ready object.
     files : sequence of pathlib.Path
         Raw files; the metadata of the first camera raw file among them
         wins over ``option`` (a note says so).
     problems : Problems
         Receives the note.
+    registry : Registry, optional
+        Plugin registry holding the camera profiles; needed when ``option``
+        is a profile name.
 
     Returns
     -------
     camera : CameraParams
-    from_file : bool
-        Whether the parameters came from file metadata.
+    source : str
+        Where the parameters came from: ``"file metadata (<name>)"``,
+        ``"profile <name>"``, ``"camera table"``, ``"CameraParams"`` or
+        ``"neutral default"``.
 
     Raises
     ------
     DatasetError
-        Unknown profile name (with the closest one), invalid camera table,
-        or unreadable camera raw metadata.
+        Unknown profile name (with the closest one), a profile name without
+        a registry, an invalid camera table, or unreadable camera raw
+        metadata.
     """
     camera_raw = [p for p in files if p.suffix.lower() in CAMERA_RAW_SUFFIXES]
     if camera_raw:
@@ -208,21 +233,26 @@ def resolve_camera(
             raise DatasetError(str(exc)) from exc
         if option is not None:
             problems.note(f"camera option ignored: parameters read from {camera_raw[0]} metadata")
-        return camera, True
+        return camera, f"file metadata ({camera_raw[0].name})"
     if option is None:
-        return IDENTITY.replace(name="raw-folder"), False
+        return NEUTRAL_CAMERA, "neutral default (no camera option, no camera raw file)"
     if isinstance(option, CameraParams):
-        return option, False
+        return option, "CameraParams"
     if isinstance(option, str):
-        from driftlab.registry import RegistryError, get_registry
+        if registry is None:
+            raise DatasetError(
+                f"raw-folder option camera: {option!r} is a profile name, looked up in the plugin "
+                "registry; open the dataset with registry=... or give a table of camera fields"
+            )
+        from driftlab.registry import RegistryError
 
         try:
-            return get_registry().camera(option), False
+            return registry.camera(option), f"profile {option}"
         except RegistryError as exc:
             raise DatasetError(f"raw-folder option camera: {exc}") from exc
     if isinstance(option, Mapping):
         try:
-            return CameraParams(**{"name": "raw-folder", **dict(option)}), False
+            return CameraParams(**{"name": "raw-folder", **dict(option)}), "camera table"
         except (TypeError, ValueError) as exc:
             raise DatasetError(f"raw-folder option camera: invalid camera table ({exc})") from exc
     raise DatasetError(
@@ -251,6 +281,29 @@ def _masks(folder: Path, problems: Problems) -> dict[str, Path]:
     return index
 
 
+def _parse_classes(value: object, root: Path, where: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, Path)):
+        path = _resolve(root, value, where.rsplit(" ", 1)[-1])
+        try:
+            lines = path.read_text(encoding="utf-8-sig").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DatasetError(f"{where}: cannot read class list {path} ({exc})") from exc
+        names = tuple(line.strip() for line in lines if line.strip())
+        where = f"{where} ({path})"
+    elif isinstance(value, Sequence):
+        names = tuple(value)
+    else:
+        raise DatasetError(f"{where}: expected a list of class names or a file, got {value!r}")
+    if not names or not all(isinstance(n, str) and n.strip() for n in names):
+        raise DatasetError(f"{where}: expected non-empty class names, got {list(names)}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DatasetError(f"{where}: class names repeat: {', '.join(repeated)}")
+    return tuple(n.strip() for n in names)
+
+
 def open_folder(
     spec: DatasetSpec,
     data_root: Path | None,
@@ -267,6 +320,9 @@ def open_folder(
     camera: str | Mapping[str, Any] | CameraParams | None = None,
     group_regex: str | None = None,
     skip_bad: bool = False,
+    group_overlapping: bool = False,
+    overlap_cache: object = None,
+    registry: Registry | None = None,
 ) -> FileRawDataset:
     """Open a folder of raw files as a classification or segmentation dataset.
 
@@ -285,9 +341,13 @@ def open_folder(
     masks_dir : str or Path, optional
         Folder of masks (PNG/TIFF/BMP/.npy, object > 0) named like the raw
         files: a segmentation dataset. Exactly one of the two is required.
-    classes : sequence of str, optional
-        Class names in index order (labels outside are errors); default:
-        sorted distinct CSV labels, or ``("background", "object")``.
+    classes : sequence of str or str, optional
+        Class names in index order (labels outside are errors), or the path
+        (relative to ``data_root``) of a text file with one name per line.
+        Give the training set's classes when opening a test folder so that
+        a class missing from it keeps its number. Default: the sorted
+        distinct CSV labels (a note in ``dataset.notes`` lists the
+        numbering), or ``("background", "object")``.
     images_dir : str or Path
         Folder of the raw files, relative to ``data_root`` (default: itself).
     pattern : str
@@ -310,10 +370,20 @@ def open_folder(
     skip_bad : bool
         Leave out (and report in ``dataset.skipped``) bad rows and files;
         every file is read once while opening.
+    group_overlapping : bool
+        Read every raw file, find near-duplicates (overlapping fields of
+        view, :mod:`driftlab.datasets.overlap`, on the 2x2-binned mosaics)
+        and merge their split groups; ``dataset.overlap`` holds the report.
+    overlap_cache : str, Path, False or None
+        Folder caching the overlap map (default: the user cache folder;
+        False: no cache).
+    registry : Registry, optional
+        Plugin registry in which a ``camera`` profile name is looked up.
 
     Returns
     -------
     FileRawDataset
+        ``camera_source`` says where the camera parameters came from.
 
     Raises
     ------
@@ -345,9 +415,11 @@ def open_folder(
         raise DatasetError(f"{spec.name}: masks_dir must differ from the raw image folder")
     files = _raw_files(folder, pattern, mask_folder)
     geometry = parse_shape(shape, f"{spec.name} option shape")
-    cam, from_file = resolve_camera(camera, files, problems)
+    cam, camera_source = resolve_camera(camera, files, problems, registry)
+    from_file = camera_source.startswith("file metadata")
     if bits is None and camera is not None and not from_file:
         bits = cam.bit_depth
+    wanted = _parse_classes(classes, root, f"{spec.name} option classes")
     if any(p.suffix.lower() == ".raw" for p in files) and (geometry is None or bits is None):
         raise DatasetError(
             f"{folder}: headerless .raw files need the options shape (e.g. [1080, 1920]) and bits"
@@ -370,9 +442,14 @@ def open_folder(
     if labels_csv is not None:
         task = "classification"
         csv_path = _resolve(root, labels_csv, "labels_csv")
-        rows, names = read_labels_csv(
-            csv_path, index, folder, tuple(classes) if classes else None, problems
-        )
+        rows, names = read_labels_csv(csv_path, index, folder, wanted, problems)
+        if wanted is None:
+            problems.note(
+                f"classes numbered from the sorted labels of {csv_path.name}: "
+                + ", ".join(f"{k}={name}" for k, name in enumerate(names))
+                + "; pass the option classes (a list or a file of names) to fix the numbering, "
+                "e.g. for a test set that lacks a class"
+            )
         for raw, label, number in rows:
             group = group_or_report(raw)
             if group is not None:
@@ -385,7 +462,7 @@ def open_folder(
                           f"(e.g. {unlisted[0].name})")  # fmt: skip
     else:
         task = "segmentation"
-        names = tuple(classes) if classes else DEFAULT_SEGMENTATION_CLASSES
+        names = wanted if wanted is not None else DEFAULT_SEGMENTATION_CLASSES
         if len(names) != 2:
             raise DatasetError(f"{spec.name} option classes: a mask dataset has 2 classes "
                                f"(background, object), got {list(names)}")  # fmt: skip
@@ -403,14 +480,48 @@ def open_folder(
             problems.note(f"{len(orphans)} mask(s) without raw file left out "
                           f"(e.g. {masks[orphans[0]].name})")  # fmt: skip
     if not items:
-        detail = f": {'; '.join(problems.skipped)}" if problems.skipped else ""
+        detail = f"; {summarise_skipped(problems.skipped)}" if problems.skipped else ""
         raise DatasetError(f"{spec.name}: no usable items in {folder}{detail}")
     opened = attrs.evolve(spec, task=task, classes=names, camera=cam)
     read = ReadOptions(
         bits=bits, headerless_shape=geometry, float_scale=float_scale, expect_shape=geometry
     )
     items.sort(key=lambda item: item.id)
-    return FileRawDataset(opened, intensity, items, read, problems, {"root": str(root)})
+    if not isinstance(group_overlapping, bool):
+        raise DatasetError(
+            f"{spec.name} option group_overlapping: expected true or false, got "
+            f"{group_overlapping!r}"
+        )
+    cache = parse_cache_option(overlap_cache, f"{spec.name} option overlap_cache")
+    dataset = FileRawDataset(opened, intensity, items, read, problems, {"root": str(root)})
+    dataset.camera_source = camera_source
+    if group_overlapping:
+        _group_overlapping(dataset, cache)
+    return dataset
+
+
+def _group_overlapping(dataset: FileRawDataset, cache: Path | bool | None) -> None:
+    items = dataset.items
+
+    def load(k: int) -> Any:
+        return grey_from_mosaic(dataset.read_raw(items[k]).raw)
+
+    report = detect_overlaps(
+        [item.id for item in items],
+        load,
+        [file_digest(item.path) for item in items],
+        cache_dir=cache,
+        method="grey-mosaic",
+    )
+    groups = merge_groups([item.group for item in items], [item.id for item in items], report)
+    dataset.items = [attrs.evolve(item, group=g) for item, g in zip(items, groups, strict=True)]
+    dataset.overlap = report
+    dataset.notes.extend(report.notes)
+    if report.components:
+        dataset.notes.append(
+            f"{report.merged_images} image(s) merged into the groups of overlapping images: "
+            + describe_components(report)
+        )
 
 
 RAW_FOLDER = DatasetSpec(
@@ -421,7 +532,7 @@ RAW_FOLDER = DatasetSpec(
         "from a CSV (classification) or masks from a folder (segmentation)"
     ),
     classes=(),
-    camera=IDENTITY.replace(name="raw-folder"),
+    camera=NEUTRAL_CAMERA,
     opener=open_folder,
     intensities=(1.0,),
     needs_data_root=True,
@@ -430,7 +541,7 @@ RAW_FOLDER = DatasetSpec(
     options={
         "labels_csv": "CSV with columns file,label (classification)",
         "masks_dir": "folder of masks named like the raw files, object > 0 (segmentation)",
-        "classes": "class names in index order (default: sorted CSV labels)",
+        "classes": "class names in index order, or a file of names (default: sorted CSV labels)",
         "images_dir": "folder of raw files relative to the data root (default: the root)",
         "pattern": "glob for raw files (default '*'; '**/*' recurses)",
         "shape": "[H, W] of headerless .raw files and of every item",
@@ -439,6 +550,8 @@ RAW_FOLDER = DatasetSpec(
         "camera": "camera profile name or table of camera fields (DNG metadata wins)",
         "group_regex": "regex on the file stem giving the split group (named group 'group')",
         "skip_bad": "leave out and report bad rows or files instead of failing (reads all)",
+        "group_overlapping": "merge the groups of images of overlapping fields of view (reads all)",
+        "overlap_cache": "folder caching the overlap map (default: user cache; false: none)",
     },
 )
 """Declaration of the generic ``raw-folder`` dataset; task, classes and camera

@@ -3,7 +3,7 @@
 Real captures exist only at the levels a dataset declares
 (:attr:`~driftlab.datasets.base.DatasetSpec.intensities`); every other level is
 *simulated* here by wrapping the dataset: each item is re-exposed with
-:func:`driftlab.stages.illumination.simulate_low_light` (shot noise from the
+:func:`driftlab.sensor.simulate_low_light` (shot noise from the
 camera gain, Gaussian read noise, clipping and quantisation), with a random
 stream seeded by ``(seed, item id)`` so that an item looks the same every
 time and in every process, whatever the access order.
@@ -16,7 +16,7 @@ import hashlib
 import numpy as np
 
 from driftlab.datasets.base import DatasetError, RawDataset, Sample
-from driftlab.stages.illumination import NOISE_MODELS, simulate_low_light
+from driftlab.sensor import NOISE_MODELS, simulate_low_light
 
 __all__ = ["SimulatedIntensity", "item_seed", "simulate_intensity"]
 
@@ -67,12 +67,17 @@ class SimulatedIntensity(RawDataset):
     model : {"binomial", "poisson"}
         ``binomial`` (default) treats the base items as real captures that
         already hold shot noise; ``poisson`` treats them as noise-free (see
-        :func:`~driftlab.stages.illumination.simulate_low_light`).
+        :func:`~driftlab.sensor.simulate_low_light`).
 
     Raises
     ------
     DatasetError
         Target above the base level, unknown model, or no gain known.
+
+    Notes
+    -----
+    ``skipped``, ``notes``, ``camera_source`` and ``overlap`` (the
+    near-duplicate report, when the base has one) are copied from ``base``.
     """
 
     def __init__(
@@ -107,6 +112,11 @@ class SimulatedIntensity(RawDataset):
         if not float(read_noise) >= 0.0:
             raise DatasetError(f"{name}: read_noise must be >= 0 DN, got {read_noise}")
         super().__init__(base.spec, intensity)
+        # what the base dataset found while opening still describes these items
+        self.skipped = list(base.skipped)
+        self.notes = list(base.notes)
+        self.camera_source = base.camera_source
+        self.overlap = getattr(base, "overlap", None)
         self.base = base
         self.ratio = intensity / base.intensity
         self.seed = int(seed)

@@ -13,16 +13,26 @@ fewer labelled images are dropped, which on the published labels leaves the
 nine :data:`CLASSES`; the image the authors marked invalid
 (:data:`EXCLUDED_STEMS`) is left out. ``--data-root`` may point at the
 unpacked record (holding ``microscopy/``) or at ``microscopy/`` itself.
+
+**Split groups.** By default every image is its own group, as in the
+authors' splits. File stems name the slide and the zone of the smear the crop
+was taken from (``Ma190c_lame3_zone13_composite_Mcropped_2``: slide
+``lame3``, zone 13, crop 2); crops of one zone can show neighbouring cells of
+the same field, so ``group_by="zone"`` groups them by the stem up to and
+including ``zone<N>`` (``Ma190c_lame3_zone13``) and keeps them on one side of
+every split. A stem without a ``zone<N>`` part is then an error naming the
+file.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
 import attrs
+import numpy as np
 
-from driftlab.builtin.cameras import RAW_MICROSCOPY
 from driftlab.datasets.base import DatasetError, DatasetSpec
 from driftlab.datasets.files import (
     FileRawDataset,
@@ -45,6 +55,7 @@ __all__ = [
     "ANNOTATION_CLASSES",
     "CLASSES",
     "EXCLUDED_STEMS",
+    "GROUP_BY",
     "MICROSCOPY",
     "MIN_CLASS_SIZE",
     "LabelEntry",
@@ -52,6 +63,7 @@ __all__ = [
     "open_microscopy",
     "read_labels",
     "scan_microscopy",
+    "zone_group",
 ]
 
 TITLE = "Raw-Microscopy"
@@ -69,6 +81,27 @@ EXCLUDED_STEMS: tuple[str, ...] = ("Ma190c_lame3_zone13_composite_Mcropped_2",)
 LABEL_SUFFIXES = (".txt", ".dat")
 IMAGE_SUFFIXES = (".tiff", ".tif")
 IMAGE_SHAPE = (256, 256)
+GROUP_BY: tuple[str, ...] = ("image", "zone")
+"""Values of the ``group_by`` option."""
+ZONE = re.compile(r"^(?P<zone>.*?_zone\d+)(?:_|$)", re.IGNORECASE)
+
+
+def zone_group(stem: str) -> str | None:
+    """Slide zone of a crop from its file stem.
+
+    Parameters
+    ----------
+    stem : str
+        ``Ma190c_lame3_zone13_composite_Mcropped_2`` style name.
+
+    Returns
+    -------
+    str or None
+        The stem up to and including ``zone<N>`` (``Ma190c_lame3_zone13``),
+        or None when it names no zone.
+    """
+    match = ZONE.match(stem)
+    return match.group("zone") if match else None
 
 
 @attrs.frozen
@@ -199,7 +232,11 @@ def _image_index(folder: Path, problems: Problems) -> dict[str, Path]:
 
 
 def scan_microscopy(
-    spec: DatasetSpec, data_root: Path, intensity: float, skip_bad: bool
+    spec: DatasetSpec,
+    data_root: Path,
+    intensity: float,
+    skip_bad: bool,
+    group_by: str = "image",
 ) -> tuple[list[RawItem], Problems]:
     """List the labelled images of one intensity level without reading pixels.
 
@@ -213,21 +250,29 @@ def scan_microscopy(
         One of the seven captured levels.
     skip_bad : bool
         Leave broken entries out (reported) instead of raising.
+    group_by : {"image", "zone"}
+        Split group of each crop: the image itself, or its slide zone
+        (:func:`zone_group`).
 
     Returns
     -------
     items : list of RawItem
-        Sorted by stem; ``label`` indexes :data:`CLASSES`; each image is its
-        own split group.
+        Sorted by stem; ``label`` indexes :data:`CLASSES`; groups as
+        ``group_by`` says.
     problems : Problems
 
     Raises
     ------
     DatasetError
         Missing folders or label file (with where to get the data), an
-        intensity that was not captured, or (without ``skip_bad``) the first
-        bad label line or missing image.
+        intensity that was not captured, an unknown ``group_by``, or
+        (without ``skip_bad``) the first bad label line, missing image or
+        (with ``group_by="zone"``) stem without a zone.
     """
+    if group_by not in GROUP_BY:
+        raise DatasetError(
+            f"{spec.name} option group_by: expected one of {', '.join(GROUP_BY)}, got {group_by!r}"
+        )
     problems = Problems(skip_bad)
     folder = level_folder(spec.name, intensity)
     root = dataset_root(data_root, "microscopy", ("images", "labels"), TITLE)
@@ -248,8 +293,15 @@ def scan_microscopy(
                 f"{entry.where} ({entry.name})"
             )
             continue
+        group = entry.stem if group_by == "image" else zone_group(entry.stem)
+        if group is None:
+            problems.bad(
+                f"{path}: file name names no slide zone ('..._zone<N>_...'), needed by "
+                "group_by='zone'"
+            )
+            continue
         extra = {"class_name": entry.name, "label_file": str(entry.file), "label_line": entry.line}
-        items.append(RawItem(entry.stem, path, entry.stem, CLASSES.index(entry.name), None, extra))
+        items.append(RawItem(entry.stem, path, group, CLASSES.index(entry.name), None, extra))
     stems = {entry.stem for entry in labelled}
     unlabelled = sorted(stem for stem in images if stem not in stems)
     if unlabelled:
@@ -268,6 +320,8 @@ def open_microscopy(
     *,
     skip_bad: bool = False,
     image_shape: object = IMAGE_SHAPE,
+    float_scale: float | None = None,
+    group_by: str = "image",
 ) -> FileRawDataset:
     """Open Raw-Microscopy at one captured intensity level.
 
@@ -286,6 +340,13 @@ def open_microscopy(
     image_shape : (int, int), "HxW", None or "any"
         Required ``(H, W)`` of every crop (256x256 in the record); None,
         False or ``"any"`` accept any even size.
+    float_scale : float, optional
+        Full scale of crops stored as floating-point TIFFs on the integer
+        scale (e.g. 65535 for float copies of the 16-bit data); samples are
+        divided by it. Default: float samples must already lie in [0, 1].
+    group_by : {"image", "zone"}
+        Split group of each crop (module notes): the image (default) or its
+        slide zone.
 
     Returns
     -------
@@ -300,9 +361,21 @@ def open_microscopy(
         See :func:`scan_microscopy`; also unreadable files when skipping is
         off (raised when the item is loaded).
     """
-    items, problems = scan_microscopy(spec, data_root, intensity, skip_bad)
+    if float_scale is not None and not (
+        isinstance(float_scale, (int, float)) and not isinstance(float_scale, bool)
+        and np.isfinite(float_scale) and float_scale > 0
+    ):  # fmt: skip
+        raise DatasetError(
+            f"{spec.name} option float_scale: expected a positive number (e.g. 65535), got "
+            f"{float_scale!r}"
+        )
+    items, problems = scan_microscopy(spec, data_root, intensity, skip_bad, group_by)
     shape = parse_shape(image_shape, f"{spec.name} option image_shape")
-    read = ReadOptions(bits=spec.camera.bit_depth, expect_shape=shape)
+    read = ReadOptions(
+        bits=spec.camera.bit_depth,
+        expect_shape=shape,
+        float_scale=float(float_scale) if float_scale is not None else None,
+    )
     return FileRawDataset(
         spec, intensity, items, read, problems, {"level": level_folder(spec.name, intensity)}
     )
@@ -331,7 +404,7 @@ MICROSCOPY = DatasetSpec(
         "bright-field microscope, 7 light levels"
     ),
     classes=CLASSES,
-    camera=RAW_MICROSCOPY,
+    camera="raw-microscopy",
     opener=open_microscopy,
     intensities=tuple(LEVELS),
     needs_data_root=True,
@@ -340,6 +413,8 @@ MICROSCOPY = DatasetSpec(
     options={
         "skip_bad": "leave out and report bad labels or files instead of failing (reads all)",
         "image_shape": "required [H, W] of every crop (default [256, 256]; 'any' to accept any)",
+        "float_scale": "full scale of float TIFF crops stored on the integer scale (e.g. 65535)",
+        "group_by": "split group of a crop: 'image' (default) or its slide 'zone'",
     },
     n_items=940,
     image_shape=IMAGE_SHAPE,

@@ -14,7 +14,7 @@ back (approximately) the original image:
 5. CFA sampling: keep one colour per pixel in the camera's Bayer pattern;
 6. optional shot and read noise from the camera's gain and read noise,
    clipping and quantisation to the bit depth
-   (:func:`driftlab.stages.illumination.simulate_low_light` at ratio 1).
+   (:func:`driftlab.sensor.simulate_low_light` at ratio 1).
 
 Known approximations: the reference ISP ends with a power-law gamma (2.2), not
 the piecewise sRGB curve, and out-of-gamut colours are clipped to [0, 1] in
@@ -29,7 +29,7 @@ import numpy as np
 
 from driftlab.camera import CameraParams
 from driftlab.cfa import cfa_masks, check_cfa, site_index_map
-from driftlab.stages.illumination import simulate_low_light
+from driftlab.sensor import simulate_low_light
 
 __all__ = ["linear_to_raw", "linear_to_srgb", "mosaic", "srgb_to_linear", "unprocess"]
 

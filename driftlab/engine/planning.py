@@ -68,7 +68,9 @@ def open_dataset(
         raise ConfigError(f"{where}.name: {exc}") from None
     level = section.intensity if intensity is None else intensity
     try:
-        dataset = spec.open(section.data_root, intensity=level, **section.options)
+        dataset = spec.open(
+            section.data_root, intensity=level, registry=registry, **section.options
+        )
     except (DatasetError, TypeError, ValueError, FileNotFoundError) as exc:
         label = f"{where} at intensity {level:g}" if intensity is not None else where
         raise ConfigError(f"{label}: {exc}") from None

@@ -111,7 +111,7 @@ def verify_signature(
     spec = registry.get("datasets", data["name"])
     root = data_root if data_root is not None else data.get("data_root")
     try:
-        dataset = spec.open(root, intensity=data["intensity"], **data["options"])
+        dataset = spec.open(root, intensity=data["intensity"], registry=registry, **data["options"])
     except (DatasetError, TypeError, ValueError, FileNotFoundError) as exc:
         raise SignatureError(f"data {data['name']!r}: cannot open ({exc})") from None
     where = {item: i for i, item in enumerate(dataset.ids)}

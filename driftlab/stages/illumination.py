@@ -46,8 +46,9 @@ Every variant draws from a :class:`numpy.random.Generator` seeded from
   of the input mosaic, so different images get independent noise and the same
   image always gets the same noise.
 
-Datasets apply the same model per item with :func:`simulate_low_light`,
-seeded by ``(seed, item id)`` (:mod:`driftlab.datasets.intensity`).
+The physics (:func:`simulate_low_light`, re-exported here) lives in
+:mod:`driftlab.sensor`, shared with the datasets, which apply the same model
+per item seeded by ``(seed, item id)`` (:mod:`driftlab.datasets.intensity`).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ import torch
 
 from driftlab.cfa import site_index_map
 from driftlab.params import Domain, ParamSpec
+from driftlab.sensor import NOISE_MODELS, simulate_low_light
 from driftlab.stages.base import StageContext, StageSpec
 
 __all__ = [
@@ -71,8 +73,6 @@ __all__ = [
     "illumination_poisson_static",
     "simulate_low_light",
 ]
-
-NOISE_MODELS: tuple[str, ...] = ("poisson", "binomial")
 
 # stream tags keep the draws of different variants independent for one seed
 _TAG_GAUSSIAN = 0x6761
@@ -162,99 +162,6 @@ def gaussian_noise_field(seed: int, shape: tuple[int, int], batch: int = 1) -> n
             for b in range(int(batch))
         ]
     )
-
-
-def _check_values(ratio: float, gain: float, read_noise: float, white_level: float) -> None:
-    if not 0.0 < ratio <= 1.0:
-        raise ValueError(f"illumination ratio must lie in (0, 1], got {ratio}")
-    if not gain > 0.0:
-        raise ValueError(f"gain must be positive (DN per electron), got {gain}")
-    if not read_noise >= 0.0:
-        raise ValueError(f"read_noise must be >= 0 (DN), got {read_noise}")
-    if not white_level >= 1.0:
-        raise ValueError(f"white_level must be >= 1 DN, got {white_level}")
-
-
-def simulate_low_light(
-    raw: np.ndarray,
-    *,
-    ratio: float,
-    gain: float,
-    read_noise: float,
-    white_level: float,
-    rng: np.random.Generator,
-    black_level: np.ndarray | tuple[float, ...] = (0.0, 0.0, 0.0, 0.0),
-    model: str = "poisson",
-    quantise: bool = True,
-) -> np.ndarray:
-    """Render a mosaic at a lower light level with shot and read noise.
-
-    Parameters
-    ----------
-    raw : numpy.ndarray
-        ``(H, W)`` float mosaic, stored value / ``white_level``, in [0, 1].
-    ratio : float
-        ``I_ratio`` in (0, 1], light relative to ``raw``'s exposure.
-    gain : float
-        Conversion gain, DN per electron on the stored scale.
-    read_noise : float
-        Read-noise standard deviation in DN.
-    white_level : float
-        ``WL`` in DN (``2**bits - 1``).
-    rng : numpy.random.Generator
-        Source of all random numbers.
-    black_level : array_like
-        ``(4,)`` black level per CFA site (raster order), fraction of ``WL``.
-    model : {"poisson", "binomial"}
-        ``poisson``: ``raw`` is a clean (noise-free) exposure; the electron
-        count is drawn from ``Poisson(ratio * signal)``. ``binomial``: ``raw``
-        is a real capture that already holds shot and read noise; each of its
-        electrons survives with probability ``ratio`` (binomial thinning,
-        exact for Poisson input) and read noise of ``read_noise *
-        sqrt(1 - ratio**2)`` tops the original's (scaled by ``ratio``) back up
-        to ``read_noise``. Both give mean and variance of the module model.
-    quantise : bool
-        Round to integer DN and clip to ``[0, WL]`` (an ADC). Without it the
-        result is neither rounded nor clipped.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(H, W)`` float64 mosaic, stored value / ``WL``, **not** rescaled by
-        ``1 / ratio``.
-
-    Raises
-    ------
-    ValueError
-        Bad ``model``, a ratio outside (0, 1], a non-positive gain, a negative
-        read noise, or a mosaic that is not 2-D.
-    """
-    if model not in NOISE_MODELS:
-        raise ValueError(f"noise model must be one of {NOISE_MODELS}, got {model!r}")
-    ratio, gain, read_noise = float(ratio), float(gain), float(read_noise)
-    white_level = float(white_level)
-    _check_values(ratio, gain, read_noise, white_level)
-    x = np.asarray(raw, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"expected an (H, W) mosaic, got shape {x.shape}")
-    levels = np.asarray(black_level, dtype=np.float64).reshape(4)
-    black = levels[site_index_map(x.shape)]
-    electrons = np.clip(x - black, 0.0, None) * (white_level / gain)
-    if model == "poisson":
-        counts = rng.poisson(ratio * electrons).astype(np.float64)
-        read_sigma = read_noise
-    else:
-        whole = np.floor(electrons)
-        # unbiased stochastic rounding of fractional electron counts, then thinning
-        whole += rng.random(x.shape) < (electrons - whole)
-        counts = rng.binomial(whole.astype(np.int64), ratio).astype(np.float64)
-        read_sigma = read_noise * np.sqrt(max(0.0, 1.0 - ratio**2))
-    dn = black * white_level + gain * counts
-    if read_sigma > 0.0:
-        dn = dn + rng.normal(0.0, read_sigma, size=x.shape)
-    if quantise:
-        dn = np.clip(np.round(dn), 0.0, white_level)
-    return dn / white_level
 
 
 def _static(x: np.ndarray, ctx: StageContext, model: str, **p: np.ndarray) -> np.ndarray:

@@ -71,6 +71,7 @@ class SynthesisJob:
     output_channels: int
     tests: tuple[str, ...]
     conditions: tuple[tuple[str, int], ...]
+    family: str
     training: dict[str, Any]
     seed: int
     registry: Registry
@@ -155,7 +156,13 @@ def synthesis_cell(job: SynthesisJob, ctx: CellContext) -> CellOutput:
     for name, severity in job.conditions:
         seeds = [derive_seed(job.seed, name, severity, i) for i in job.test_ids]
         corrupted = apply_corruption_batch(
-            base_views, name, max(severity, 1), seeds, clip=True, registry=job.registry
+            base_views,
+            name,
+            max(severity, 1),
+            seeds,
+            clip=True,
+            registry=job.registry,
+            family=job.family,
         )
         record("corruption", name, severity, corrupted)
     if job.task == "classification":

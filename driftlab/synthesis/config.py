@@ -59,6 +59,7 @@ from driftlab.engine.config import (
     RunSection,
     TrackingSection,
     TrainingSection,
+    check_choice,
     check_integer,
     setting,
 )
@@ -117,6 +118,11 @@ class CorruptionsSection:
 
     names: str | list[str] = setting("paper", check=_names)
     severities: list[int] = setting(factory=lambda: [1, 3, 5], check=_severities)
+    family: str = setting(
+        "imagenet-c",
+        check=check_choice("imagenet-c", "cifar-c"),
+        doc="severity tables: ImageNet-C or CIFAR-10-C (the paper's code)",
+    )
 
 
 @attrs.frozen(kw_only=True)

@@ -148,6 +148,7 @@ class SynthesisExperiment:
                     output_channels=plan.output_channels,
                     tests=tuple(t.name for t in plan.test),
                     conditions=tuple((c.name, c.severity) for c in plan.conditions),
+                    family=plan.config.corruptions.family,
                     training=training,
                     seed=tr.seed,
                     registry=plan.registry,

@@ -105,7 +105,9 @@ class SynthesisPlan:
         return output_channels(self.dataset_spec)
 
 
-def _conditions(names, severities, registry: Registry, where: str) -> tuple[Condition, ...]:
+def _conditions(
+    names, severities, family: str, registry: Registry, where: str
+) -> tuple[Condition, ...]:
     if names == "paper":
         names = list(PAPER_CORRUPTIONS)
     elif names == "all":
@@ -115,7 +117,7 @@ def _conditions(names, severities, registry: Registry, where: str) -> tuple[Cond
     out: list[Condition] = []
     for name in names:
         try:
-            spec = get_corruption(name, registry)
+            spec = get_corruption(name, registry, family=family)
         except (RegistryError, ValueError) as exc:
             raise ConfigError(f"{where}.names: {exc}") from None
         if len(spec.severities) == 1 or name == "identity":
@@ -149,9 +151,8 @@ def plan_synthesis(config: SynthesisConfig, registry: Registry) -> SynthesisPlan
     model = resolve_model(config.model.name, dataset_spec, registry)
     train = resolve_pipelines(config.pipelines.train, "[pipelines].train", registry)
     test = resolve_pipelines(config.pipelines.test, "[pipelines].test", registry)
-    conditions = _conditions(
-        config.corruptions.names, config.corruptions.severities, registry, "[corruptions]"
-    )
+    co = config.corruptions
+    conditions = _conditions(co.names, co.severities, co.family, registry, "[corruptions]")
     device = run_device(config.run.device)
     camera = dataset.spec.camera
     for spec in {s.name: s for s in (*train, *test)}.values():
