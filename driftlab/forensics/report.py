@@ -9,6 +9,7 @@ import pandas as pd
 
 from driftlab.forensics.markup import markdown_to_html
 from driftlab.forensics.plan import ForensicsPlan
+from driftlab.forensics.signature import signature_headline
 from driftlab.io.images import atomic_path
 
 __all__ = ["write_report"]
@@ -62,13 +63,12 @@ def write_report(
         if key in figures:
             lines += [f"## {title}", "", f"![{title}](figures/{figures[key].name})", ""]
     if signature is not None:
-        top, tight, worst = signature["stages"][0], signature["tightest"], signature["worst_case"]
         lines += [
             "## Forensic signature",
             "",
-            f"Most sensitive stage: {top['stage']}; tightest interval: {tight['parameter']} "
-            f"[{tight['low']:.4g}, {tight['high']:.4g}] {tight['unit']}; worst case inside the "
-            f"envelope: {metric} {worst['metric']:.4f}. See `signature.md`.",
+            *[f"* {line}" for line in signature_headline(signature)],
+            "",
+            "See `signature.md`.",
             "",
         ]
     lines += ["Files: `results.csv`, `config.toml`, `manifest.json`, `signature.json`.", ""]
