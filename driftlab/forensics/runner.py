@@ -31,6 +31,7 @@ from driftlab.forensics.figures import write_figures
 from driftlab.forensics.plan import ForensicsPlan, plan_forensics
 from driftlab.forensics.report import write_report
 from driftlab.forensics.signature import build_signature, write_signature
+from driftlab.forensics.verify import reuse_signature
 from driftlab.registry import Registry, get_registry
 from driftlab.runs import RunDir, package_versions, write_csv_atomic
 
@@ -186,9 +187,18 @@ def run_forensics(
     signature = None
     if sg["enabled"]:
         sig_path = run.path / "signature.json"
-        if resumed and sig_path.is_file():
-            signature = json.loads(sig_path.read_text())
-        else:
+        if resumed and sig_path.is_file():  # checked and re-measured, never trusted
+            signature, why = reuse_signature(
+                sig_path,
+                plan,
+                threshold=sg["threshold"],
+                points=sg["points"],
+                refine=sg["refine"],
+                steps=sg["steps"],
+            )
+            if signature is None:
+                log.warning("not reusing %s: %s; computing it again", sig_path, why)
+        if signature is None:
             signature = build_signature(
                 plan,
                 clean["metric"],
