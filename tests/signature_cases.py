@@ -59,7 +59,9 @@ def grey_items(n: int = 40, size: int = 8, seed: int = 0) -> np.ndarray:
 def constructed_problem(model: nn.Module, n: int = 40) -> tuple[AttackProblem, list[str]]:
     """``model`` through :data:`SMALL_PIPELINE` (identity camera) on ``n`` grey items, all class 0."""
     registry = Registry.load(entry_points=False)
-    resolved = resolve(PipelineSpec.from_dict(SMALL_PIPELINE), registry.camera("identity"), registry)
+    resolved = resolve(
+        PipelineSpec.from_dict(SMALL_PIPELINE), registry.camera("identity"), registry
+    )
     raw = grey_items(n)
     ids = [f"grey-{i:03d}" for i in range(n)]
     return AttackProblem(model, resolved, raw, np.zeros(n, np.int64), "classification"), ids
@@ -79,7 +81,12 @@ def constructed_signature(model: nn.Module, n: int = 40, **settings) -> dict:
         "ids": ids,
         **data_fingerprint(ids, problem.raw, np.asarray(problem.targets)),
     }
-    model_info = {"name": type(model).__name__, "options": {}, "weights": "none.pt", "sha256": "0" * 64}
+    model_info = {
+        "name": type(model).__name__,
+        "options": {},
+        "weights": "none.pt",
+        "sha256": "0" * 64,
+    }
     options = {
         "threshold": 0.8,
         "points": 4,

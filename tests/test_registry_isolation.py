@@ -91,7 +91,9 @@ def test_keyboard_interrupt_in_a_plugin_still_interrupts():
 
 
 def test_cli_commands_survive_a_plugin_that_exits_at_import(tmp_path):
-    _write_distribution(tmp_path, "driftlab-quitter", {"quitter_plugin": "import sys\nsys.exit(3)\n"})
+    _write_distribution(
+        tmp_path, "driftlab-quitter", {"quitter_plugin": "import sys\nsys.exit(3)\n"}
+    )
     listed = _cli(tmp_path, "plugins")
     assert listed.returncode == 0, listed.stderr
     assert (
@@ -141,7 +143,7 @@ def test_three_claimants_are_all_named():
         "copy-a",
         "copy-b",
     ]
-    with pytest.raises(RegistryError, match="'driftlab.builtin.stages', 'copy-a', 'copy-b'"):
+    with pytest.raises(RegistryError, match=r"'driftlab\.builtin\.stages', 'copy-a', 'copy-b'"):
         registry.stage("gamma")
 
 
@@ -188,7 +190,9 @@ def test_pipelines_hook_registers_named_pipelines():
     assert len([n for n in registry.names("pipelines") if n.count(",") == 2]) == 12
     acme = next(p for p in registry.plugins if p.name == "acme")
     assert acme.provides == {"pipelines": ["acme-default"]}
-    with pytest.raises(RegistryError, match=r"unknown pipeline 'acme-defualt' \(did you mean 'acme-default'\?\)"):
+    with pytest.raises(
+        RegistryError, match=r"unknown pipeline 'acme-defualt' \(did you mean 'acme-default'\?\)"
+    ):
         registry.get("pipelines", "acme-defualt")
 
 

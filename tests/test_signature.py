@@ -186,9 +186,15 @@ def test_signature_verify_remeasures_the_box_corners_and_worst_case(signed, tmp_
     _, path, _ = signed
     sig = json.loads(path.read_text())
     worst = (sig["worst_case"]["lower_bound"], sig["worst_case"]["metric"])
-    corner = next(
-        i for i, c in enumerate(sig["box"]["corners"]) if (c["lower_bound"], c["metric"]) != worst
-    ) if any((c["lower_bound"], c["metric"]) != worst for c in sig["box"]["corners"]) else None
+    corner = (
+        next(
+            i
+            for i, c in enumerate(sig["box"]["corners"])
+            if (c["lower_bound"], c["metric"]) != worst
+        )
+        if any((c["lower_bound"], c["metric"]) != worst for c in sig["box"]["corners"])
+        else None
+    )
     if corner is not None:
 
         def edit_corner(s):
@@ -278,7 +284,8 @@ def test_signature_with_a_huge_n_items_is_refused_before_allocating(signed, tmp_
 
     forged = _forge(path, tmp_path, edit)
     with pytest.raises(
-        SignatureError, match=rf"field 'data\.options\.n_items': integer 1000000000 exceeds the limit {MAX_OPTION_INTEGER}"
+        SignatureError,
+        match=rf"field 'data\.options\.n_items': integer 1000000000 exceeds the limit {MAX_OPTION_INTEGER}",
     ):
         verify_signature(forged)
     forged.write_text(forged.read_text().replace("1000000000", "1e9"))
@@ -294,10 +301,26 @@ MALFORMED = [
     (lambda s: s["model"].update(sha256="xyz"), "model.sha256", "matching"),
     (lambda s: s["acceptance"].update(threshold=True), "acceptance.threshold", "expected a number"),
     (lambda s: s.update(data=None), "data", "expected a table"),
-    (lambda s: s["pipeline"]["parameters"][0].update(shape=[10**9]), "pipeline.parameters[0].shape[0]", "expected an integer in"),
-    (lambda s: s["cross_fit"].update(holdout_ids=s["cross_fit"]["search_ids"]), "cross_fit.holdout_ids", "seeded split"),
-    (lambda s: s["box"]["corners"][0].update(pattern="lhx"), "box.corners[0].pattern", "letters l/h"),
-    (lambda s: s["worst_case"]["values"].update({"gamma.gamma": [[[[[1.0]]]]]}), "worst_case.values.gamma.gamma[0][0][0][0]", "nested levels"),
+    (
+        lambda s: s["pipeline"]["parameters"][0].update(shape=[10**9]),
+        "pipeline.parameters[0].shape[0]",
+        "expected an integer in",
+    ),
+    (
+        lambda s: s["cross_fit"].update(holdout_ids=s["cross_fit"]["search_ids"]),
+        "cross_fit.holdout_ids",
+        "seeded split",
+    ),
+    (
+        lambda s: s["box"]["corners"][0].update(pattern="lhx"),
+        "box.corners[0].pattern",
+        "letters l/h",
+    ),
+    (
+        lambda s: s["worst_case"]["values"].update({"gamma.gamma": [[[[[1.0]]]]]}),
+        "worst_case.values.gamma.gamma[0][0][0][0]",
+        "nested levels",
+    ),
     (lambda s: s["envelope"].update(extra={}), "envelope key", "expected a string matching"),
     (lambda s: s.update(surprise=1), "surprise", "unknown field"),
     (lambda s: s["stages"][0].update(stage=7), "stages[0].stage", "expected a string"),
@@ -305,7 +328,9 @@ MALFORMED = [
 
 
 @pytest.mark.parametrize(("edit", "field", "message"), MALFORMED, ids=[m[1] for m in MALFORMED])
-def test_malformed_signature_fields_give_one_error_naming_the_field(signed, tmp_path, edit, field, message):
+def test_malformed_signature_fields_give_one_error_naming_the_field(
+    signed, tmp_path, edit, field, message
+):
     _, path, _ = signed
     forged = _forge(path, tmp_path, edit)
     with pytest.raises(SignatureError) as info:
@@ -320,7 +345,7 @@ def test_malformed_signature_fields_give_one_error_naming_the_field(signed, tmp_
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"{\"schema\": \"driftlab-signature/2\", ", "not valid JSON"),
+        (b'{"schema": "driftlab-signature/2", ', "not valid JSON"),
         (b"\xff\xfe\x00", "not UTF-8"),
         (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
         (b'{"schema": "driftlab-signature/2", "x": NaN}', "not valid JSON"),
@@ -347,4 +372,6 @@ def test_oversized_signature_is_refused_before_reading(tmp_path, monkeypatch):
 
 def test_cli_tolerance_default_is_documented():
     out = CliRunner().invoke(main, ["signature", "verify", "--help"]).output
-    assert f"[default: {DEFAULT_TOLERANCE:g}]".replace("e-6", "e-06") in out.replace("\n", " ").replace("  ", " ")
+    assert f"[default: {DEFAULT_TOLERANCE:g}]".replace("e-6", "e-06") in out.replace(
+        "\n", " "
+    ).replace("  ", " ")

@@ -189,12 +189,16 @@ def test_sensitivity_is_loss_per_view_rms_and_ranks_stages(band_signature):
         for e in entry["elements"]:
             s = e["steepest"]
             assert s is not None and s["metric"] < acc["clean_search"]
-            assert e["sensitivity"] == pytest.approx((acc["clean_search"] - s["metric"]) / s["view_rms"])
+            assert e["sensitivity"] == pytest.approx(
+                (acc["clean_search"] - s["metric"]) / s["view_rms"]
+            )
             assert e["slope"] == pytest.approx(
                 (acc["clean_search"] - s["metric"]) / abs(s["value"] - e["default"])
             )
     stages = band_signature["stages"]
-    assert [s["sensitivity"] for s in stages] == sorted((s["sensitivity"] for s in stages), reverse=True)
+    assert [s["sensitivity"] for s in stages] == sorted(
+        (s["sensitivity"] for s in stages), reverse=True
+    )
     assert band_signature["sensitivity"]["most_sensitive"] == stages[0]["stage"]
 
 
@@ -225,7 +229,9 @@ def test_sensitivity_never_negative_from_rounding():
 # -- schema ------------------------------------------------------------------------------
 
 
-def test_written_signatures_validate_against_the_schema(band_signature, tmp_path, signatures_follow_the_schema):
+def test_written_signatures_validate_against_the_schema(
+    band_signature, tmp_path, signatures_follow_the_schema
+):
     jsonschema = pytest.importorskip("jsonschema")
     schema = json.loads(SCHEMA.read_text())
     paths = write_signature(band_signature, tmp_path)
