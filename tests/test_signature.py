@@ -211,6 +211,31 @@ def test_signature_verify_remeasures_the_box_corners_and_worst_case(signed, tmp_
         verify_signature(_forge(path, tmp_path, edit_search_point))
 
 
+def test_signature_verify_checks_values_against_the_declared_domain_constraints(signed, tmp_path):
+    _, path, _ = signed
+    sig = json.loads(path.read_text())
+    constrained = {"sharpen.kernel"}  # elements sum to 1 (a declared equality constraint)
+    point = sig["worst_case"]["search_point"]["values"]
+    key = next(iter(constrained & set(point)))
+    low = np.asarray(sig["box"]["low"][key])
+    high = np.asarray(sig["box"]["high"][key])
+    value = np.asarray(point[key], dtype=float)
+    room = np.argwhere(high - value > 1e-3)
+    if not len(room):
+        pytest.skip("no element of the kernel has room inside the box")
+    i = tuple(room[0])
+    value[i] += min(1e-3, float(high[i] - value[i]))  # inside the box, off the sum constraint
+    assert np.all(value >= low - 1e-12)
+
+    def edit(s):
+        s["worst_case"]["search_point"]["values"][key] = value.tolist()
+        if s["worst_case"]["source"] == "search":
+            s["worst_case"]["values"][key] = value.tolist()
+
+    with pytest.raises(SignatureError, match=r"outside the declared domain.*elements must sum to"):
+        verify_signature(_forge(path, tmp_path, edit))
+
+
 def test_forensics_resume_does_not_reuse_a_forged_signature(signed, tmp_path, caplog):
     result, path, weights = signed
     run = tmp_path / "run"

@@ -209,6 +209,18 @@ def check_measurements(
                 f"[{p['low']:g}, {p['high']:g}] is not the pipeline's "
                 f"[{slot.domain.low:g}, {slot.domain.high:g}]"
             )
+    worst_case = sig["worst_case"]
+    for field, values in (
+        ("worst_case.values", worst_case["values"]),
+        ("worst_case.search_point.values", worst_case["search_point"]["values"]),
+    ):
+        for key, value in values.items():
+            problems = space[key].domain.problems(np.asarray(value, dtype=np.float64))
+            if problems:
+                raise SignatureError(
+                    f"{where}: field '{field}.{key}': outside the declared domain "
+                    f"{space[key].domain.describe(space[key].unit)}: {'; '.join(problems)}"
+                )
     stats = sig["statistics"]
     bounds_settings = BoundSettings(
         confidence=stats["confidence"],
