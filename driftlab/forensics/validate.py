@@ -482,7 +482,13 @@ def _close(a: float, b: float, scale: float = 1.0) -> bool:
 
 def _consistency(sig: dict[str, Any]) -> None:
     from driftlab.forensics.crossfit import PER_AXIS, SAFE, split_items
-    from driftlab.forensics.envelope import element_sensitivity, most_sensitive, rank_stages
+    from driftlab.forensics.envelope import (
+        corner_patterns,
+        element_label,
+        element_sensitivity,
+        most_sensitive,
+        rank_stages,
+    )
 
     expected_metric = {"classification": "accuracy", "segmentation": "iou"}[sig["task"]]
     if sig["metric"] != expected_metric:
@@ -542,6 +548,9 @@ def _consistency(sig: dict[str, Any]) -> None:
         where = f"envelope.{key}"
         if entry["shape"] != p["shape"]:
             raise _Invalid(f"{where}.shape", f"expected {p['shape']}")
+        for field in ("unit", "domain"):
+            if entry[field] != p[field]:
+                raise _Invalid(f"{where}.{field}", f"expected the parameter's {p[field]!r}")
         positions = [tuple(e["index"]) for e in entry["elements"]]
         if sorted(positions) != sorted(np.ndindex(tuple(p["shape"]))):
             raise _Invalid(f"{where}.elements", "expected exactly one element per position")
@@ -602,10 +611,34 @@ def _consistency(sig: dict[str, Any]) -> None:
             "sensitivity.most_sensitive",
             f"expected {most_sensitive(stages)!r} (none when every sensitivity is 0)",
         )
+    labelled = {
+        element_label(key, e["index"]): (key, e)
+        for key, entry in envelope.items()
+        for e in entry["elements"]
+    }
+    for i, r in enumerate(stages):
+        own = {k: e for k, (key, e) in labelled.items() if key.split(".", 1)[0] == r["stage"]}
+        narrowest = min(e["relative_width"] for e in own.values())
+        if r["tightest"] not in own or own[r["tightest"]]["relative_width"] != narrowest:
+            raise _Invalid(f"stages[{i}].tightest", "expected the stage's narrowest element")
+        if r["steepest"] is not None and (
+            r["steepest"] not in own or own[r["steepest"]]["sensitivity"] != r["sensitivity"]
+        ):
+            raise _Invalid(f"stages[{i}].steepest", "expected the stage's most sensitive element")
     tight = sig["tightest"]
-    narrowest = min(e["relative_width"] for entry in envelope.values() for e in entry["elements"])
-    if not _close(tight["relative_width"], narrowest):
-        raise _Invalid("tightest.relative_width", f"expected the narrowest envelope, {narrowest!r}")
+    narrowest = min(e["relative_width"] for _, e in labelled.values())
+    if tight["parameter"] not in labelled:
+        raise _Invalid("tightest.parameter", "expected an element of the envelope")
+    key, e = labelled[tight["parameter"]]
+    if e["relative_width"] != narrowest:
+        raise _Invalid(
+            "tightest.parameter", f"expected an element of narrowest width {narrowest!r}"
+        )
+    for field in ("default", "low", "high", "relative_width"):
+        if tight[field] != e[field]:
+            raise _Invalid(f"tightest.{field}", f"expected {e[field]!r} (its envelope element)")
+    if tight["unit"] != envelope[key]["unit"]:
+        raise _Invalid("tightest.unit", f"expected {envelope[key]['unit']!r}")
 
     box = sig["box"]
     total = sum(d.size for _, d in params.values())
@@ -634,18 +667,27 @@ def _consistency(sig: dict[str, Any]) -> None:
     if box["status"] == SAFE and box["scale"] <= 0:
         raise _Invalid("box.scale", "a safe box needs a scale above 0")
     patterns = [c["pattern"] for c in box["corners"]]
-    if len(set(patterns)) != len(patterns) or len(patterns) > box["corner_limit"]:
-        raise _Invalid("box.corners", f"expected at most {box['corner_limit']} distinct corners")
     for j, pattern in enumerate(patterns):
         if len(pattern) != total or set(pattern) - {"l", "h"}:
             raise _Invalid(f"box.corners[{j}].pattern", f"expected {total} letters l/h")
+    if patterns != corner_patterns(total, box["corner_limit"], cross["seed"]):
+        raise _Invalid(
+            "box.corners",
+            f"expected the corners drawn for {total} elements, limit {box['corner_limit']} and "
+            f"seed {cross['seed']} (corners cannot be chosen by hand)",
+        )
     checks = box["checks"]
     if len(checks) > 1 + box["shrink_steps"]:
         raise _Invalid(
             "box.checks", f"expected at most 1 + shrink_steps = {1 + box['shrink_steps']}"
         )
-    if checks[0]["scale"] != 1.0:
-        raise _Invalid("box.checks[0].scale", "expected the whole envelope (1) first")
+    low, high = 0.0, 1.0
+    for j, c in enumerate(checks):  # 1, then the bisection the pass/fail results imply
+        expected = 1.0 if j == 0 else (low + high) / 2
+        if c["scale"] != expected:
+            raise _Invalid(f"box.checks[{j}].scale", f"expected {expected!r} (bisection)")
+        if j:
+            low, high = (c["scale"], high) if c["passed"] else (low, c["scale"])
     passed = [c["scale"] for c in checks if c["passed"]]
     if box["status"] == SAFE and (not passed or box["scale"] != max(passed)):
         raise _Invalid("box.scale", "'safe' publishes the largest scale whose check passed")
@@ -703,6 +745,13 @@ def _consistency(sig: dict[str, Any]) -> None:
         for key, value in worst["values"].items():
             if not np.allclose(np.asarray(value, dtype=np.float64), params[key][1], atol=1e-9):
                 raise _Invalid(f"worst_case.values.{key}", "expected the default value")
+    published = [c for c in checks if c["scale"] == box["scale"]][-1:]
+    if not published or (
+        published[0]["worst_metric"],
+        published[0]["worst_lower_bound"],
+        published[0]["worst_source"],
+    ) != (worst["metric"], worst["lower_bound"], worst["source"]):
+        raise _Invalid("box.checks", "expected the published scale's check to match worst_case")
     if box["status"] == SAFE and worst["lower_bound"] < acc["floor"] - _SLACK:
         raise _Invalid("worst_case.lower_bound", "'safe' needs a lower bound >= acceptance.floor")
 

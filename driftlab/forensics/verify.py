@@ -203,6 +203,12 @@ def check_measurements(
                 f"{where}: field 'pipeline.parameters' {slot.key}: recorded default "
                 f"{p['default']} is not the pipeline's {slot.default.tolist()}"
             )
+        if (p["unit"], p["domain"]) != (slot.unit, slot.domain.describe(slot.unit)):
+            raise SignatureError(
+                f"{where}: field 'pipeline.parameters' {slot.key}: recorded unit and domain "
+                f"{p['unit']!r}, {p['domain']!r} are not the pipeline's {slot.unit!r}, "
+                f"{slot.domain.describe(slot.unit)!r}"
+            )
         if (p["low"], p["high"]) != (slot.domain.low, slot.domain.high):
             raise SignatureError(
                 f"{where}: field 'pipeline.parameters' {slot.key}: recorded domain "
@@ -279,6 +285,11 @@ def check_measurements(
         "worst_case.search_point.metric_search", point["metric_search"], search.metric(point_values)
     )
     candidates.append((lower, metric))
+    if worst["source"] == "corner":  # the recorded values must be that corner's
+        expected = corner_values(space, bounds, worst["corner"])
+        for key, value in expected.items():
+            if not np.allclose(np.asarray(worst["values"][key], np.float64), value, atol=1e-9):
+                compare.fail(f"worst_case.values.{key}: not the values of corner {worst['corner']}")
     worst_lower, worst_metric = min(candidates)
     compare("worst_case.metric", worst["metric"], worst_metric)
     compare("worst_case.lower_bound", worst["lower_bound"], worst_lower)
