@@ -32,7 +32,7 @@ from driftlab.forensics.confidence import BoundSettings, metric_of_scores
 from driftlab.forensics.crossfit import SAFE
 from driftlab.forensics.envelope import corner_values, sweep_point
 from driftlab.forensics.model import file_sha256, load_normalized
-from driftlab.forensics.plan import data_fingerprint
+from driftlab.forensics.plan import ForensicsPlan, data_fingerprint
 from driftlab.forensics.validate import DEFAULT_TOLERANCE, SignatureError, load_signature
 from driftlab.models.loading import get_task_model
 from driftlab.pipeline import PipelineSpec, SpecError, resolve
@@ -470,7 +470,7 @@ def verify_signature(
 
 def reuse_signature(
     path: str | Path,
-    plan: Any,
+    plan: ForensicsPlan,
     *,
     threshold: float,
     points: int,
@@ -493,7 +493,7 @@ def reuse_signature(
     ----------
     path : path
         ``RUN/signature.json``.
-    plan : driftlab.forensics.plan.ForensicsPlan
+    plan : ForensicsPlan
     threshold, points, refine, steps, seed, confidence, resamples, shrink_steps, corners
         The settings :func:`driftlab.forensics.signature.build_signature` would use.
 
