@@ -8,17 +8,43 @@ entry-point group of its distribution::
     my_plugin = "my_package.driftlab_plugin"
 
 Every hook takes no arguments and returns a list of *declarations* (attrs
-instances). The built-in plugins in :mod:`driftlab.builtin` use these very
-hooks. A name declared twice, by one or two plugins, is an error that names
-both; a plugin that fails to import or raises inside a hook is reported by
-name (``driftlab plugins``) and the others still load.
+instances of the class named in its return annotation). The built-in
+plugins in :mod:`driftlab.builtin` use these very hooks. A name declared
+twice, by one or two plugins, is a conflict that names both and withdraws
+the name; a plugin that fails to import, calls ``sys.exit()`` or raises
+inside a hook is reported by name (``driftlab plugins``) and the others
+still load.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pluggy
+
+if TYPE_CHECKING:  # declaration classes import this module; annotations only
+    from driftlab.attacks.base import AttackSpec
+    from driftlab.camera import CameraParams
+    from driftlab.corruptions.base import CorruptionSpec
+    from driftlab.datasets.base import DatasetSpec
+    from driftlab.models.base import TaskModelSpec
+    from driftlab.pipeline.spec import PipelineSpec
+    from driftlab.stages.base import StageSpec
+    from driftlab.tracking import TrackerSpec
+
+__all__ = [
+    "PROJECT_NAME",
+    "driftlab_attacks",
+    "driftlab_camera_profiles",
+    "driftlab_corruptions",
+    "driftlab_datasets",
+    "driftlab_pipelines",
+    "driftlab_stages",
+    "driftlab_task_models",
+    "driftlab_trackers",
+    "hookimpl",
+    "hookspec",
+]
 
 PROJECT_NAME = "driftlab"
 
@@ -27,7 +53,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 @hookspec
-def driftlab_stages() -> list[Any]:
+def driftlab_stages() -> list[StageSpec]:
     """Declare ISP stage variants.
 
     Returns
@@ -48,7 +74,7 @@ def driftlab_stages() -> list[Any]:
 
 
 @hookspec
-def driftlab_camera_profiles() -> list[Any]:
+def driftlab_camera_profiles() -> list[CameraParams]:
     """Declare named camera profiles.
 
     Returns
@@ -66,7 +92,7 @@ def driftlab_camera_profiles() -> list[Any]:
 
 
 @hookspec
-def driftlab_datasets() -> list[Any]:
+def driftlab_datasets() -> list[DatasetSpec]:
     """Declare raw datasets.
 
     Returns
@@ -90,7 +116,7 @@ def driftlab_datasets() -> list[Any]:
 
 
 @hookspec
-def driftlab_task_models() -> list[Any]:
+def driftlab_task_models() -> list[TaskModelSpec]:
     """Declare task-model architectures.
 
     Returns
@@ -112,7 +138,7 @@ def driftlab_task_models() -> list[Any]:
 
 
 @hookspec
-def driftlab_corruptions() -> list[Any]:
+def driftlab_corruptions() -> list[CorruptionSpec]:
     """Declare post-hoc view corruptions.
 
     Returns
@@ -134,21 +160,51 @@ def driftlab_corruptions() -> list[Any]:
 
 
 @hookspec
-def driftlab_attacks() -> list[Any]:
+def driftlab_attacks() -> list[AttackSpec]:
     """Declare attacks over ISP parameters.
 
     Returns
     -------
-    list
-        :class:`driftlab.attacks.base.AttackSpec` instances (unique
-        ``name``, ``doc``, ``function(problem, space, settings)``,
-        ``needs_gradients``): a search over stage parameters against a
-        frozen task model, keeping every parameter inside its declared domain.
+    list of driftlab.attacks.base.AttackSpec
+        Identified by ``name``: ``doc``, ``function(problem, space, settings,
+        **options) -> (values, history)``, ``needs_gradients`` and the
+        ``options`` it accepts (name -> one-line description, passed from the
+        run configuration as keyword arguments): a search over stage
+        parameters against a frozen task model, keeping every parameter inside
+        its declared domain.
+
+    Example
+    -------
+    >>> @hookimpl
+    ... def driftlab_attacks():
+    ...     return [AttackSpec(name="my-attack", doc="...", function=my_search,
+    ...                        needs_gradients=False, options={"radius": "step size"})]
     """
 
 
 @hookspec
-def driftlab_trackers() -> list[Any]:
+def driftlab_pipelines() -> list[PipelineSpec]:
+    """Declare named pipelines.
+
+    Returns
+    -------
+    list of driftlab.pipeline.spec.PipelineSpec
+        Identified by ``name``: ordered stages (``slot``, ``variant``,
+        parameter values, optional domains), looked up with
+        ``registry.get("pipelines", name)``. The paper's twelve data models
+        are declared by the built-in plugin :mod:`driftlab.builtin.pipelines`,
+        so reusing one of their names is a conflict.
+
+    Example
+    -------
+    >>> @hookimpl
+    ... def driftlab_pipelines():
+    ...     return [PipelineSpec.from_dict({"name": "acme-default", "stages": [...]})]
+    """
+
+
+@hookspec
+def driftlab_trackers() -> list[TrackerSpec]:
     """Declare experiment trackers (MLflow, ...).
 
     Returns

@@ -4,7 +4,11 @@ Built-in plugins (:data:`BUILTIN_PLUGINS`) and third-party plugins found in
 the ``driftlab`` entry-point group are registered on one pluggy
 ``PluginManager``, the only global state of driftlab. Each hook is then
 called plugin by plugin, so that one broken plugin is reported by name
-without hiding the others.
+without hiding the others: an exception, or a ``SystemExit`` (``sys.exit()``
+at import or inside a hook), becomes a :class:`PluginError` naming the
+plugin; ``KeyboardInterrupt`` still interrupts. A name declared by two
+plugins is a *conflict*: it is withdrawn for every claimant and each lookup
+of it raises a :class:`RegistryError` naming them all.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "driftlab.builtin.models",
     "driftlab.builtin.attacks",
     "driftlab.builtin.trackers",
+    "driftlab.builtin.pipelines",
 )
 
 # kind -> (hook name, function giving a declaration's registry key)
@@ -53,6 +58,7 @@ KINDS: dict[str, tuple[str, Callable[[Any], str]]] = {
     "corruptions": ("driftlab_corruptions", lambda d: d.name),
     "attacks": ("driftlab_attacks", lambda d: d.name),
     "trackers": ("driftlab_trackers", lambda d: d.name),
+    "pipelines": ("driftlab_pipelines", lambda d: d.name),
 }
 
 # kind -> "module:Class" every declaration must be an instance of (imported lazily,
@@ -65,6 +71,7 @@ KIND_TYPES: dict[str, str] = {
     "corruptions": "driftlab.corruptions.base:CorruptionSpec",
     "attacks": "driftlab.attacks.base:AttackSpec",
     "trackers": "driftlab.tracking:TrackerSpec",
+    "pipelines": "driftlab.pipeline.spec:PipelineSpec",
 }
 
 
@@ -84,6 +91,7 @@ KIND_LABELS = {
     "corruptions": "corruption",
     "attacks": "attack",
     "trackers": "tracker",
+    "pipelines": "pipeline",
 }
 
 
@@ -99,7 +107,23 @@ def suggest(name: str, valid: Iterable[str]) -> str:
 
 @attrs.frozen
 class PluginError:
-    """A plugin that could not be loaded or whose hook failed."""
+    """A plugin that could not be loaded, whose hook failed, or that declared a
+    name another plugin declares too.
+
+    Attributes
+    ----------
+    plugin : str
+        Plugin name (entry-point name, built-in module name, or the name given
+        to :meth:`Registry.load`'s ``extra``).
+    distribution : str
+        Distribution that installed it (``"driftlab"`` for built-ins,
+        ``"(in-process)"`` for ``extra`` plugins).
+    message : str
+        One line: ``failed to load: <Exception>: ...``, ``hook <name> raised
+        ...`` or ``<kind> '<key>' is declared by more than one plugin: ...``.
+    detail : str
+        The traceback, when there is one.
+    """
 
     plugin: str
     distribution: str
@@ -109,7 +133,28 @@ class PluginError:
 
 @attrs.define
 class PluginInfo:
-    """One registered plugin and what it provides."""
+    """One registered plugin and what it provides (``driftlab plugins`` prints these).
+
+    Attributes
+    ----------
+    name : str
+        Plugin name: the entry-point name of a third-party plugin, the module
+        name of a built-in one, or the name passed in ``Registry.load(extra=...)``.
+    distribution : str
+        Installing distribution (``"driftlab"`` for built-ins, ``"(in-process)"``
+        for ``extra`` plugins).
+    version : str
+        Version of that distribution (``""`` for in-process plugins).
+    module : str
+        Module the hook functions live in.
+    builtin : bool
+        Whether it is one of :data:`BUILTIN_PLUGINS`.
+    provides : dict of str to list of str
+        Registry keys declared, by kind (``"stages"``, ``"camera_profiles"``,
+        ``"datasets"``, ``"task_models"``, ``"corruptions"``, ``"attacks"``,
+        ``"pipelines"``), in declaration order; a key in conflict is listed
+        here for every claimant and in :meth:`Registry.conflicts`.
+    """
 
     name: str
     distribution: str
@@ -130,6 +175,22 @@ def _declarations(returned: object, kind: str, hook_name: str) -> list[Any]:
                 f"returned {item!r} ({type(item).__name__}); expected {expected.__name__} instances"
             )
     return list(returned)
+
+
+def _describe(exc: BaseException) -> str:
+    """``"Type: message"``; a ``SystemExit`` says that the plugin called ``sys.exit``."""
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: the plugin called sys.exit({exc.code!r})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _is_entry_point(target: object) -> bool:
+    """Whether ``target`` is an entry point (stdlib or importlib_metadata backport)."""
+    return isinstance(target, metadata.EntryPoint) or (
+        callable(getattr(target, "load", None))
+        and isinstance(getattr(target, "group", None), str)
+        and isinstance(getattr(target, "value", None), str)
+    )
 
 
 def _make_manager() -> pluggy.PluginManager:
@@ -209,8 +270,10 @@ class Registry:
         self, name: str, target: object, dist: str, version: str, *, builtin: bool
     ) -> None:
         try:
-            if isinstance(target, metadata.EntryPoint):
-                plugin = target.load()
+            if _is_entry_point(target):
+                # duck-typed: the importlib_metadata backport (imported by some
+                # packages) hands out EntryPoint objects of its own class
+                plugin = target.load()  # type: ignore[attr-defined]
             elif isinstance(target, str):
                 plugin = importlib.import_module(target)
             else:
@@ -225,12 +288,14 @@ class Registry:
                         f"@hookimpl function {attr!r} is not a driftlab hook{suggest(attr, known)}"
                     )
             self.pm.register(plugin, name=name)
-        except Exception as exc:  # a broken plugin must not stop the others
+        # A broken plugin must not stop the others. SystemExit (sys.exit() at import)
+        # is isolated too; KeyboardInterrupt is not caught, so Ctrl-C still interrupts.
+        except (Exception, SystemExit) as exc:
             self.errors.append(
                 PluginError(
                     plugin=name,
                     distribution=dist,
-                    message=f"failed to load: {type(exc).__name__}: {exc}",
+                    message=f"failed to load: {_describe(exc)}",
                     detail=traceback.format_exc(),
                 )
             )
@@ -251,12 +316,12 @@ class Registry:
                     try:
                         declared = _declarations(impl.function(), kind, hook_name)
                         keys = [key_of(item) for item in declared]
-                    except Exception as exc:
+                    except (Exception, SystemExit) as exc:  # see _register
                         self.errors.append(
                             PluginError(
                                 plugin=info.name,
                                 distribution=info.distribution,
-                                message=f"hook {hook_name} raised {type(exc).__name__}: {exc}",
+                                message=f"hook {hook_name} raised {_describe(exc)}",
                                 detail=traceback.format_exc(),
                             )
                         )
@@ -266,8 +331,10 @@ class Registry:
 
     def _add(self, kind: str, key: str, item: object, info: PluginInfo) -> None:
         owners = self._owners[kind]
+        info.provides.setdefault(kind, []).append(key)
         if key in owners or key in self._conflicts[kind]:
-            claimants = self._conflicts[kind].setdefault(key, [owners.pop(key, None)])
+            first = [owners.pop(key)] if key in owners else []
+            claimants = self._conflicts[kind].setdefault(key, first)
             claimants.append(info.name)
             self._items[kind].pop(key, None)
             self.errors.append(
@@ -276,14 +343,14 @@ class Registry:
                     distribution=info.distribution,
                     message=(
                         f"{KIND_LABELS[kind]} {key!r} is declared by more than one plugin: "
-                        + ", ".join(repr(c) for c in claimants if c)
+                        + ", ".join(repr(c) for c in claimants)
+                        + "; it is withdrawn until only one declares it"
                     ),
                 )
             )
             return
         owners[key] = info.name
         self._items[kind][key] = item
-        info.provides.setdefault(kind, []).append(key)
 
     # -- pickling (the registry travels with an experiment's cells) -------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -300,17 +367,68 @@ class Registry:
         return [p.module for p in self.plugins if p.distribution == "(in-process)"]
 
     # -- lookups ---------------------------------------------------------------------------
+    def _check_kind(self, kind: str) -> None:
+        if kind not in KINDS:
+            raise RegistryError(f"unknown plugin kind {kind!r}{suggest(kind, KINDS)}")
+
     def names(self, kind: str) -> list[str]:
-        """Sorted registry keys of one kind (``stages``, ``camera_profiles`` ...)."""
+        """Sorted registry keys of one kind (``stages``, ``camera_profiles``,
+        ``datasets``, ``task_models``, ``corruptions``, ``attacks``,
+        ``pipelines``); keys in conflict are left out (see :meth:`conflicts`).
+
+        Raises
+        ------
+        RegistryError
+            Unknown kind.
+        """
+        self._check_kind(kind)
         return sorted(self._items[kind])
 
     def items(self, kind: str) -> dict[str, Any]:
-        """All declarations of one kind, by key."""
+        """All usable declarations of one kind, by key (conflicts left out)."""
+        self._check_kind(kind)
         return dict(self._items[kind])
 
+    def conflicts(self, kind: str | None = None) -> dict[str, dict[str, list[str]]]:
+        """Keys declared more than once, with the plugins that declared them.
+
+        Parameters
+        ----------
+        kind : str, optional
+            Only this kind (default: every kind).
+
+        Returns
+        -------
+        dict
+            ``{kind: {key: [plugin, plugin, ...]}}`` in declaration order; kinds
+            without conflicts are left out.
+        """
+        kinds = list(KINDS) if kind is None else [kind]
+        for k in kinds:
+            self._check_kind(k)
+        return {
+            k: {key: list(who) for key, who in self._conflicts[k].items()}
+            for k in kinds
+            if self._conflicts[k]
+        }
+
     def owner(self, kind: str, key: str) -> str:
-        """Name of the plugin that declared ``key``."""
+        """Name of the plugin that declared ``key``.
+
+        Raises
+        ------
+        RegistryError
+            Unknown kind or key, or a key in conflict (naming the claimants).
+        """
+        self.get(kind, key)
         return self._owners[kind][key]
+
+    def _conflict_error(self, kind: str, key: str) -> RegistryError:
+        who = ", ".join(repr(c) for c in self._conflicts[kind][key])
+        return RegistryError(
+            f"{KIND_LABELS[kind]} {key!r} is declared by several plugins: {who} "
+            "(a conflict, not an override: uninstall or rename one of them)"
+        )
 
     def get(self, kind: str, key: str) -> Any:
         """Return one declaration.
@@ -318,16 +436,12 @@ class Registry:
         Raises
         ------
         RegistryError
-            If ``key`` is unknown (with the closest valid name) or declared by
-            several plugins (naming them).
+            If ``kind`` or ``key`` is unknown (with the closest valid name) or
+            ``key`` is declared by several plugins (naming them).
         """
-        if kind not in KINDS:
-            raise RegistryError(f"unknown plugin kind {kind!r}{suggest(kind, KINDS)}")
+        self._check_kind(kind)
         if key in self._conflicts[kind]:
-            who = ", ".join(repr(c) for c in self._conflicts[kind][key] if c)
-            raise RegistryError(
-                f"{KIND_LABELS[kind]} {key!r} is declared by several plugins: {who}"
-            )
+            raise self._conflict_error(kind, key)
         try:
             return self._items[kind][key]
         except KeyError:
@@ -338,13 +452,20 @@ class Registry:
             ) from None
 
     # stages are looked up by slot and variant, with errors that name both
+    def _stage_keys(self) -> list[str]:
+        """Every declared stage key, usable or in conflict."""
+        return [*self._items["stages"], *self._conflicts["stages"]]
+
     def slots(self) -> list[str]:
-        """Slots that at least one stage variant fills."""
-        return sorted({spec.slot for spec in self._items["stages"].values()})
+        """Slots that at least one stage variant fills (variants in conflict count:
+        their slot exists, looking the variant up reports the conflict)."""
+        return sorted({key.split(".", 1)[0] for key in self._stage_keys()})
 
     def variants(self, slot: str) -> list[str]:
-        """Variant names of one slot."""
-        return sorted(s.variant for s in self._items["stages"].values() if s.slot == slot)
+        """Variant names of one slot (including variants in conflict)."""
+        return sorted(
+            {key.split(".", 1)[1] for key in self._stage_keys() if key.split(".", 1)[0] == slot}
+        )
 
     def stage(self, slot: str, variant: str | None = None) -> Any:
         """Return the :class:`~driftlab.stages.base.StageSpec` of ``slot.variant``.
@@ -354,8 +475,9 @@ class Registry:
         Raises
         ------
         RegistryError
-            Unknown slot or variant (with the closest valid name), or an
-            omitted variant for a slot that has several.
+            Unknown slot or variant (with the closest valid name), an omitted
+            variant for a slot that has several, or a variant declared by
+            several plugins (naming them).
         """
         slots = self.slots()
         if slot not in slots:
@@ -369,7 +491,7 @@ class Registry:
                     f"slot {slot!r} has several variants ({', '.join(variants)}); name one"
                 )
             variant = variants[0]
-        if variant not in variants and f"{slot}.{variant}" not in self._conflicts["stages"]:
+        if variant not in variants:
             raise RegistryError(
                 f"unknown variant {variant!r} for slot {slot!r}{suggest(variant, variants)}; "
                 f"variants: {', '.join(variants)}"
@@ -379,6 +501,12 @@ class Registry:
     def camera(self, name: str) -> Any:
         """Return the camera profile ``name`` (see :meth:`get` for errors)."""
         return self.get("camera_profiles", name)
+
+    def pipeline(self, name: str) -> Any:
+        """Return the :class:`~driftlab.pipeline.spec.PipelineSpec` a plugin (or
+        driftlab's built-in plugin of the paper's data models) declared as
+        ``name`` (see :meth:`get` for errors)."""
+        return self.get("pipelines", name)
 
 
 _REGISTRY: Registry | None = None

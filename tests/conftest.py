@@ -32,3 +32,34 @@ def ray_instance():
         ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
     yield ray
     ray.shutdown()
+@pytest.fixture(scope="session", autouse=True)
+def signatures_follow_the_schema():
+    """Every signature any test writes (through ``write_signature``, which the
+    forensics runner uses) must also validate against ``docs/signature.schema.json``;
+    ``write_signature`` itself runs driftlab's own validator before writing."""
+    import json
+    from pathlib import Path
+
+    import driftlab.forensics.signature as signature_module
+
+    written: list[dict] = []
+    try:
+        import jsonschema  # in the 'test' extra
+    except ImportError:  # pragma: no cover - the test extra installs it
+        yield written
+        return
+
+    schema = json.loads(
+        (Path(__file__).resolve().parents[1] / "docs" / "signature.schema.json").read_text()
+    )
+    own = signature_module.validate_signature
+
+    def both(sig, where="signature"):
+        own(sig, where)
+        jsonschema.validate(json.loads(json.dumps(sig)), schema)
+        written.append(sig)
+        return sig
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(signature_module, "validate_signature", both)
+        yield written

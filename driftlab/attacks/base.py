@@ -25,7 +25,8 @@ import numpy as np
 
 from driftlab.attacks.problem import AttackProblem
 from driftlab.attacks.similarity import SIMILARITIES
-from driftlab.attacks.space import ParameterSpace, select_targets
+from driftlab.attacks.space import select_targets
+from driftlab.registry import suggest
 
 __all__ = ["AttackResult", "AttackSettings", "AttackSpec", "run_attack"]
 
@@ -115,7 +116,19 @@ class AttackResult:
         return {k: np.asarray(v).tolist() for k, v in self.values.items()}
 
 
-AttackFunction = Callable[[AttackProblem, ParameterSpace, AttackSettings], tuple[dict, list]]
+AttackFunction = Callable[..., tuple[dict, list]]
+"""``function(problem, space, settings, **options) -> (values, history)``."""
+
+
+def _option_names(instance: object, attribute: attrs.Attribute, value: dict) -> None:
+    for key, doc in value.items():
+        if not isinstance(key, str) or not key.isidentifier():
+            raise ValueError(
+                f"attack.options: option names must be Python identifiers (they are passed "
+                f"as keyword arguments), got {key!r}"
+            )
+        if not isinstance(doc, str):
+            raise ValueError(f"attack.options[{key!r}]: expected a one-line description string")
 
 
 @attrs.frozen
@@ -129,18 +142,60 @@ class AttackSpec:
     doc : str
         One-line description with the algorithm's source.
     function : callable
-        ``function(problem, space, settings) -> (values, history)`` returning
+        ``function(problem, space, settings, **options) -> (values, history)`` returning
         the best ``{"stage.param": float64 array}`` found inside
         ``space`` and the per-step task metric.
     needs_gradients : bool
         True when the attack back-propagates through the pipeline (it then
         needs every stage to have a differentiable form).
+    options : mapping of str to str
+        Keyword options the function accepts beyond ``settings``, each with a
+        one-line description (name, meaning, unit, default). A run passes the
+        user's values as ``function(problem, space, settings, **options)``;
+        names not declared here are refused by :meth:`check_options` before
+        any work. Empty for the built-in attacks.
     """
 
     name: str
     doc: str
     function: AttackFunction = attrs.field(eq=False)
     needs_gradients: bool = True
+    options: dict[str, str] = attrs.field(factory=dict, converter=dict, validator=_option_names)
+
+    def check_options(self, options: Mapping[str, Any] | None, where: str = "options") -> dict:
+        """Check user options against :attr:`options` (names only; the attack
+        function checks values and raises ``ValueError`` naming the option).
+
+        Parameters
+        ----------
+        options : mapping or None
+            ``{name: value}`` from a run configuration.
+        where : str
+            Prefix of error messages (e.g. ``"[attacks.options].my-attack"``).
+
+        Returns
+        -------
+        dict
+            A copy of ``options`` (``{}`` for None).
+
+        Raises
+        ------
+        ValueError
+            ``options`` is not a mapping, or names an option the attack does
+            not declare (with the closest declared name).
+        """
+        if options is None:
+            return {}
+        if not isinstance(options, Mapping):
+            raise ValueError(f"{where}: expected a table of options, got {options!r}")
+        for key in options:
+            if key not in self.options:
+                declared = ", ".join(sorted(self.options)) or "none"
+                raise ValueError(
+                    f"{where}: attack {self.name!r} has no option {key!r}"
+                    f"{suggest(str(key), self.options)}; options: {declared}"
+                )
+        return dict(options)
 
 
 def run_attack(
@@ -151,6 +206,7 @@ def run_attack(
     targets: str | list[str] = "all",
     bounds: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
     clean: Mapping[str, float] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> AttackResult:
     """Run one attack on ``problem`` over the selected parameters.
 
@@ -165,6 +221,9 @@ def run_attack(
         Extra element-wise ``(low, high)`` bounds per key (e.g. an envelope).
     clean : mapping, optional
         Precomputed ``problem.evaluate()`` (saves one evaluation).
+    options : mapping, optional
+        Attack-specific keyword options (see :attr:`AttackSpec.options`),
+        checked by :meth:`AttackSpec.check_options` and passed to the function.
 
     Returns
     -------
@@ -175,9 +234,11 @@ def run_attack(
     driftlab.attacks.space.AttackTargetError
         Unknown target names.
     ValueError
-        A gradient attack on a pipeline with a static-only stage.
+        A gradient attack on a pipeline with a static-only stage, or an option
+        the attack does not declare.
     """
     settings = settings or AttackSettings()
+    kwargs = spec.check_options(options, f"attack {spec.name!r} options")
     if spec.needs_gradients and not problem.differentiable:
         static = [s.spec.key for s in problem.resolved.stages if s.spec.differentiable is None]
         raise ValueError(
@@ -188,7 +249,7 @@ def run_attack(
     keys = select_targets(full.keys, targets)
     space = full.subset(keys).with_budget(settings.budget).with_bounds(bounds or {})
     clean = dict(clean) if clean is not None else problem.evaluate()
-    values, history = spec.function(problem, space, settings)
+    values, history = spec.function(problem, space, settings, **kwargs)
     attacked = problem.evaluate(values)
     if attacked["metric"] > clean["metric"]:  # never report something worse than no attack
         values, attacked = space.defaults(), dict(clean)

@@ -69,6 +69,34 @@ class AttackProblem:
             )
         freeze_model(self.model)
 
+    def subset(self, index: np.ndarray | list[int]) -> AttackProblem:
+        """The same model and pipeline on the items at ``index`` (in that order).
+
+        Parameters
+        ----------
+        index : array-like of int
+            Positions into :attr:`raw` / :attr:`targets`; at least one.
+
+        Raises
+        ------
+        ValueError
+            Empty ``index`` or a position out of range.
+        """
+        index = np.asarray(index, dtype=np.int64)
+        if index.ndim != 1 or len(index) == 0 or index.min() < 0 or index.max() >= len(self.raw):
+            raise ValueError(
+                f"attack problem subset: expected 1..{len(self.raw)} positions in "
+                f"[0, {len(self.raw)}), got {index.tolist()}"
+            )
+        return AttackProblem(
+            self.model,
+            self.resolved,
+            self.raw[index],
+            np.asarray(self.targets)[index],
+            self.task,
+            self.batch_size,
+        )
+
     @property
     def differentiable(self) -> bool:
         """Whether every stage of the pipeline has a differentiable form."""
@@ -137,6 +165,33 @@ class AttackProblem:
         out = logits.detach().cpu().numpy()
         y = np.asarray(self.targets)
         return accuracy(out, y) if self.task == "classification" else iou(out, y)
+
+    def scores_of_logits(self, logits: torch.Tensor) -> np.ndarray:
+        """Per-item outcomes behind the metric, for intervals over items.
+
+        Returns
+        -------
+        numpy.ndarray
+            Classification: ``(N,)`` float64, 1.0 where the top-1 prediction
+            is the target, else 0.0 (accuracy is their mean). Segmentation:
+            ``(N, 2)`` int64 foreground intersection and union pixel counts
+            per item, with the thresholds of :func:`driftlab.train.metrics.iou`
+            (dataset IoU is ``sum(I) / sum(U)``, 1.0 when ``sum(U) == 0``).
+        """
+        out = logits.detach().cpu().numpy()
+        y = np.asarray(self.targets)
+        if self.task == "classification":
+            return (out.argmax(axis=1) == y).astype(np.float64)
+        pred = out[:, 0] > 0 if out.shape[1] == 1 else out.argmax(axis=1) == 1
+        truth = y > 0
+        inter = np.logical_and(pred, truth).reshape(len(y), -1).sum(axis=1)
+        union = np.logical_or(pred, truth).reshape(len(y), -1).sum(axis=1)
+        return np.stack([inter, union], axis=1).astype(np.int64)
+
+    def scores(self, values: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        """Per-item outcomes (see :meth:`scores_of_logits`) of the views rendered
+        with ``values``."""
+        return self.scores_of_logits(self.logits(self.render(values)))
 
     def loss_of_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """The task loss (cross-entropy, or Dice + BCE) of logits, scalar tensor."""

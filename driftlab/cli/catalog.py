@@ -65,6 +65,7 @@ def plugins(as_json: bool, strict: bool) -> None:
                 {"plugin": e.plugin, "distribution": e.distribution, "message": e.message}
                 for e in registry.errors
             ],
+            "conflicts": registry.conflicts(),
         }
         click.echo(json.dumps(data, indent=2))
     else:
@@ -75,6 +76,12 @@ def plugins(as_json: bool, strict: bool) -> None:
         echo_table(rows, ("plugin", "distribution", "version", "provides"))
         for e in registry.errors:
             click.echo(f"ERROR {e.plugin} ({e.distribution}): {e.message}")
+        for kind, keys in registry.conflicts().items():
+            for key, who in keys.items():
+                click.echo(
+                    f"CONFLICT {kind} {key!r}: declared by {', '.join(map(repr, who))}; "
+                    "withdrawn, every use of it fails naming them"
+                )
     if strict and registry.errors:
         sys.exit(1)
 

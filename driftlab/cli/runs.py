@@ -70,14 +70,10 @@ def _forensics_lines(result) -> list[str]:
         f"{worst['attack']} (lambda {worst['lam']:g}, targets {worst['targets']}) -> "
         f"{worst['attacked_metric']:.4f}",
     ]
-    sig = result.signature
-    if sig is not None:
-        tight = sig["tightest"]
-        lines.append(
-            f"signature: most sensitive stage {sig['stages'][0]['stage']}; tightest interval "
-            f"{tight['parameter']} [{tight['low']:.4g}, {tight['high']:.4g}] {tight['unit']}; "
-            f"worst case in envelope {sig['worst_case']['metric']:.4f}"
-        )
+    if result.signature is not None:
+        from driftlab.forensics.signature import signature_headline
+
+        lines += [f"signature: {line}" for line in signature_headline(result.signature)]
     return lines
 
 

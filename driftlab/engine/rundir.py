@@ -94,6 +94,9 @@ class CellRecord:
     device : str
         Where it was computed.
     seconds : float
+    reused : bool
+        Found finished on disk (True) or computed in this session (False);
+        set by the skeleton.
     """
 
     key: str
@@ -103,6 +106,7 @@ class CellRecord:
     info: dict[str, Any]
     device: str
     seconds: float
+    reused: bool = False
 
 
 class RunDir:

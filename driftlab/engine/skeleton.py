@@ -453,7 +453,8 @@ def _run_cells(experiment, plan, run, registry, executor, trackers, quiet, strea
         records = []
         for key in keys:
             try:
-                records.append(run.read_cell(key, experiment.columns))
+                record = run.read_cell(key, experiment.columns)
+                records.append(attrs.evolve(record, reused=key in good))
             except Exception as exc:  # changed while we ran: refuse rather than guess
                 raise RunDirError(
                     f"{run.path}: cell {key} changed during the run ({exc})"

@@ -2,7 +2,8 @@
 
 from driftlab.forensics.config import ForensicsConfig, load_forensics_config
 from driftlab.forensics.runner import ForensicsResult, run_forensics
-from driftlab.forensics.verify import SignatureError, VerifyResult, verify_signature
+from driftlab.forensics.validate import SignatureError, load_signature
+from driftlab.forensics.verify import VerifyResult, verify_signature
 
 __all__ = [
     "ForensicsConfig",
@@ -10,6 +11,7 @@ __all__ = [
     "SignatureError",
     "VerifyResult",
     "load_forensics_config",
+    "load_signature",
     "run_forensics",
     "verify_signature",
 ]

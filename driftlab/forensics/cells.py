@@ -139,10 +139,9 @@ class SignatureJob:
 
 def signature_cell(job: SignatureJob, ctx: CellContext) -> CellOutput:
     """Compute the forensic signature; returned as ``signature.json`` bytes (no rows)."""
-    from driftlab.forensics.signature import build_signature
+    from driftlab.forensics.signature import build_signature, canonical_json
 
     problem = job.problem.build(ctx)
     inputs = SignatureInputs(problem, job.metric, job.model_info, job.data_info)
     signature = build_signature(inputs, job.clean, registry=job.problem.registry, **job.settings)
-    data = json.dumps(signature, indent=2, sort_keys=True, allow_nan=False).encode()
-    return CellOutput(rows=[], files={"signature.json": data})
+    return CellOutput(rows=[], files={"signature.json": canonical_json(signature).encode()})

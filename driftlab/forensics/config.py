@@ -185,8 +185,19 @@ class SignatureSection:
     )
     points: int = setting(6, check=check_integer(1, 1000))
     refine: int = setting(4, check=check_integer(0, 60))
-    tolerance: float = setting(0.02, check=check_number(0))
+    tolerance: float = setting(
+        1e-6, check=check_number(0), doc="recorded verification tolerance (a suggestion only)"
+    )
     steps: int = setting(20, check=check_integer(1, 100_000))
+    seed: int = setting(0, check=check_seed, doc="seed of the search / held-out split")
+    confidence: float = setting(
+        0.95,
+        check=check_number(0.5, 0.999, what="a confidence level in [0.5, 0.999]"),
+        doc="one-sided confidence of the lower bound",
+    )
+    resamples: int = setting(1000, check=check_integer(100, 100_000), doc="bootstrap (IoU)")
+    shrink_steps: int = setting(5, check=check_integer(0, 30), doc="bisections of the box")
+    corners: int = setting(16, check=check_integer(1, 4096), doc="box corners evaluated")
 
 
 @attrs.frozen

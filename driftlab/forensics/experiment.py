@@ -9,12 +9,14 @@ checksum holds.
 
 from __future__ import annotations
 
-import json
+import logging
+import os
+import socket
 from typing import Any
 
 import pandas as pd
 
-from driftlab.engine.cell import Cell
+from driftlab.engine.cell import Cell, CellOutput, CellSuccess
 from driftlab.engine.progress import Progress
 from driftlab.engine.rundir import CellRecord, RunDir
 from driftlab.engine.skeleton import Outcome, Prepared
@@ -36,6 +38,30 @@ from driftlab.registry import Registry
 __all__ = ["FORENSICS", "ForensicsExperiment", "attack_key"]
 
 SIGNATURE_KEY = "signature"
+log = logging.getLogger("driftlab.forensics")
+
+
+def signature_settings(plan: ForensicsPlan) -> dict[str, Any]:
+    """The ``[signature]`` settings :func:`driftlab.forensics.signature.build_signature` takes."""
+    sg = plan.config.signature
+    return {
+        "threshold": sg.threshold,
+        "points": sg.points,
+        "refine": sg.refine,
+        "steps": sg.steps,
+        "tolerance": sg.tolerance,
+        "seed": sg.seed,
+        "confidence": sg.confidence,
+        "resamples": sg.resamples,
+        "shrink_steps": sg.shrink_steps,
+        "corners": sg.corners,
+    }
+
+
+def _json_bytes(signature: dict[str, Any]) -> bytes:
+    from driftlab.forensics.signature import canonical_json
+
+    return canonical_json(signature).encode()
 
 
 def attack_key(attack: str, lam: float, targets: tuple[str, ...]) -> str:
@@ -132,16 +158,44 @@ class ForensicsExperiment:
                 model_info=plan.model_info,
                 data_info=plan.data_info,
                 clean=clean["metric"],
-                settings={
-                    "threshold": sg.threshold,
-                    "points": sg.points,
-                    "refine": sg.refine,
-                    "steps": sg.steps,
-                    "tolerance": sg.tolerance,
-                },
+                settings=signature_settings(plan),
             )
             cells.append(Cell(SIGNATURE_KEY, "signature", signature_cell, job))
         return cells
+
+    def _signature(
+        self, plan: ForensicsPlan, run: RunDir, record: CellRecord, progress: Progress
+    ) -> dict[str, Any]:
+        """The signature of the signature cell: validated, and re-measured when it was
+        found on disk (a forged or stale file is computed again, never reused)."""
+        from driftlab.forensics.signature import build_signature, write_signature
+        from driftlab.forensics.validate import SignatureError, load_signature
+        from driftlab.forensics.verify import reuse_signature
+
+        settings = signature_settings(plan)
+        path = record.files["signature.json"]
+        signature, why = None, ""
+        if record.reused:
+            check = {k: v for k, v in settings.items() if k != "tolerance"}
+            signature, why = reuse_signature(path, plan, **check)
+        else:
+            try:
+                signature = load_signature(path)
+            except SignatureError as exc:
+                why = str(exc)
+        if signature is None:
+            log.warning(
+                "not reusing the signature of cell %s: %s; computing it again", record.key, why
+            )
+            progress.message("computing the signature again")
+            signature = build_signature(plan, registry=plan.registry, **settings)
+            output = CellOutput(rows=[], files={"signature.json": _json_bytes(signature)})
+            run.write_cell(
+                CellSuccess(record.key, output, "cpu", 0.0, socket.gethostname(), os.getpid()),
+                self.columns,
+            )
+        write_signature(signature, run.path)
+        return signature
 
     def metrics(self, record: CellRecord) -> dict[str, float]:
         values = record.rows["attacked_metric"]
@@ -155,10 +209,7 @@ class ForensicsExperiment:
         signature = None
         for record in records:
             if record.key == SIGNATURE_KEY:
-                from driftlab.forensics.signature import write_signature
-
-                signature = json.loads(record.files["signature.json"].read_text())
-                write_signature(signature, run.path)
+                signature = self._signature(plan, run, record, progress)
         clean = {
             "metric": float(results["clean_metric"].iloc[0]),
             "loss": float(results["clean_loss"].iloc[0]),

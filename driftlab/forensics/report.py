@@ -70,17 +70,14 @@ def build_report(
         if key in figures:
             sections.append(Section(title, [Figure(f"figures/{figures[key].name}", title)]))
     if signature is not None:
-        top, tight, worst = signature["stages"][0], signature["tightest"], signature["worst_case"]
+        from driftlab.forensics.signature import signature_headline
+
         sections.append(
             Section(
                 "Forensic signature",
                 [
-                    Paragraph(
-                        f"Most sensitive stage: {top['stage']}; tightest interval: "
-                        f"{tight['parameter']} [{tight['low']:.4g}, {tight['high']:.4g}] "
-                        f"{tight['unit']}; worst case inside the envelope: {metric} "
-                        f"{worst['metric']:.4f}. See `signature.md`."
-                    )
+                    *(Paragraph(line) for line in signature_headline(signature)),
+                    Paragraph("See `signature.md` and `signature.json`."),
                 ],
             )
         )

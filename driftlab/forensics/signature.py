@@ -1,37 +1,84 @@
-"""Forensic signature of a task model: fingerprints, envelope, worst case, ranking.
+"""Forensic signature of a task model: fingerprints, cross-fitted envelope, box, ranking.
 
-The signature records what a model tolerates: for the base pipeline's
-parameters, the interval around each default inside which the task metric
-stays at or above ``threshold`` times its clean value (1-D sweeps, see
-:mod:`driftlab.forensics.envelope`), the worst case the attacks found with
-all parameters moving jointly inside that envelope, and the stages ranked by
-sensitivity. Model and data are identified by SHA-256 fingerprints so that
-:func:`driftlab.forensics.verify.verify_signature` can re-check them.
-The JSON layout is described by ``docs/signature.schema.json``.
+The signature records what a model tolerates, with evidence kept apart from
+the search that produced it (Oala et al., TMLR 2023, Sec. 6, made
+cross-fitted). The examined items are split by a seeded permutation
+(:func:`driftlab.forensics.crossfit.split_items`); on the *search* half the
+base pipeline's parameters are swept one element at a time
+(:mod:`driftlab.forensics.envelope`), and the worst case inside a box is
+searched by an attack; on the *held-out* half only measurements are made:
+the clean metric, the box's corners and the attack's point. A one-sided
+lower confidence bound on the held-out metric
+(:mod:`driftlab.forensics.confidence`: Clopper-Pearson for accuracy, a
+seeded percentile bootstrap for IoU) must clear ``threshold x`` the held-out
+clean metric for the box to be published as ``safe``; the per-axis box is
+shrunk by a common scale until it does (:mod:`driftlab.forensics.crossfit`),
+or else published as ``per-axis tolerance``. Stages are ranked by metric loss
+per unit of view RMS change. Model and data are identified by SHA-256
+fingerprints so that :func:`driftlab.forensics.verify.verify_signature` can
+re-check everything. The JSON layout is ``docs/signature.schema.json``;
+:func:`write_signature` validates every signature before writing it.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import html
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from driftlab import __version__
-from driftlab.atomic import write_json_atomic
-from driftlab.attacks.base import AttackSettings, run_attack
+from driftlab.atomic import atomic_path
+from driftlab.attacks.base import AttackSettings
+from driftlab.attacks.problem import AttackProblem
 from driftlab.attacks.space import spec_with_values
-from driftlab.forensics.envelope import envelope_bounds, rank_stages, sweep_envelope
+from driftlab.forensics.confidence import BoundSettings, metric_of_scores
+from driftlab.forensics.crossfit import SAFE, SPLIT_METHOD, shrink_box, split_items
+from driftlab.forensics.envelope import (
+    SENSITIVITY_UNIT,
+    element_label,
+    most_sensitive,
+    rank_stages,
+    sweep_envelope,
+)
 from driftlab.forensics.markup import markdown_to_html
 from driftlab.forensics.plan import ForensicsPlan
-from driftlab.io.images import atomic_path
+from driftlab.forensics.validate import SCHEMA_ID, validate_signature
 from driftlab.registry import Registry, get_registry
 
-__all__ = ["SCHEMA_ID", "build_signature", "signature_markdown", "write_signature"]
+__all__ = [
+    "SCHEMA_ID",
+    "SWEEP_METHOD",
+    "build_signature",
+    "canonical_json",
+    "signature_from_problem",
+    "signature_headline",
+    "signature_markdown",
+    "write_signature",
+]
 
-SCHEMA_ID = "driftlab-signature/1"
+SWEEP_METHOD = (
+    "per-element 1-D sweep on the search items from the default to each domain end, "
+    "projected onto the domain, then bisection between the last accepted and first "
+    "rejected value; the envelope ends are the last values meeting the search floor"
+)
+
+
+def canonical_json(sig: dict[str, Any]) -> str:
+    """The one byte-exact text form of a signature (what is written and signed).
+
+    ``json.dumps`` with sorted keys, two-space indent, ASCII only, no NaN or
+    infinity, and a final newline.
+
+    Raises
+    ------
+    ValueError
+        A value JSON cannot represent exactly (NaN, infinity, non-JSON types).
+    """
+    return json.dumps(sig, sort_keys=True, indent=2, ensure_ascii=True, allow_nan=False) + "\n"
 
 
 def _tightest(envelope: dict[str, dict]) -> dict[str, Any]:
@@ -41,9 +88,8 @@ def _tightest(envelope: dict[str, dict]) -> dict[str, Any]:
             if best is None or e["relative_width"] < best[1]["relative_width"]:
                 best = (key, e, entry["unit"])
     key, e, unit = best
-    label = key + ("[" + ",".join(map(str, e["index"])) + "]" if e["index"] else "")
     return {
-        "parameter": label,
+        "parameter": element_label(key, e["index"]),
         "default": e["default"],
         "low": e["low"],
         "high": e["high"],
@@ -52,67 +98,113 @@ def _tightest(envelope: dict[str, dict]) -> dict[str, Any]:
     }
 
 
-def build_signature(
-    plan: ForensicsPlan,
-    clean: float,
+def _tensors(values: dict[str, np.ndarray]) -> dict[str, Any]:
+    return {k: np.asarray(v, dtype=np.float64).tolist() for k, v in values.items()}
+
+
+def signature_from_problem(
+    problem: AttackProblem,
     *,
+    ids: list[str],
+    metric: str,
+    model_info: dict[str, Any],
+    data_info: dict[str, Any],
     threshold: float = 0.95,
     points: int = 6,
     refine: int = 4,
     steps: int = 20,
-    tolerance: float = 0.02,
-    registry: Registry | None = None,
+    tolerance: float = 1e-6,
+    seed: int = 0,
+    confidence: float = 0.95,
+    resamples: int = 1000,
+    shrink_steps: int = 5,
+    corners: int = 16,
+    registry: Registry,
 ) -> dict[str, Any]:
-    """Compute the signature of ``plan``'s model on its items and base pipeline.
-
-    The worst case inside the envelope is searched with the ``projected``
-    attack (lambda 0, every parameter, element-wise envelope bounds) for a
-    differentiable pipeline, and with the ``search`` attack otherwise.
+    """Compute a cross-fitted signature of ``problem``'s model (see module docstring).
 
     Parameters
     ----------
-    plan : ForensicsPlan
-    clean : float
-        Metric at the default parameters, in [0, 1].
+    problem : AttackProblem
+        Frozen model, base pipeline, and every examined item (``N >= 2``).
+    ids : list of str
+        Item ids in ``problem`` order.
+    metric : {"accuracy", "iou"}
+    model_info, data_info : dict
+        Recorded as ``model`` and ``data`` (see ``docs/signature.schema.json``).
     threshold : float
-        Accepted fraction of ``clean``, in (0, 1].
-    points : int
-        Sweep steps towards each domain end.
-    refine : int
-        Bisection steps refining each envelope end.
+        Accepted fraction of the clean metric, in (0, 1].
+    points, refine : int
+        Sweep steps towards each domain end, bisection steps per end.
     steps : int
-        Attack steps for the worst case.
+        Steps of the worst-case attack.
     tolerance : float
-        Metric tolerance recorded for verification.
+        Recorded as a suggestion only; verification takes its tolerance from
+        the verifier.
+    seed : int
+        Seed of the item split, the corner draw and the worst-case attack.
+    confidence : float
+        One-sided confidence level of the lower bounds.
+    resamples : int
+        Bootstrap resamples (IoU).
+    shrink_steps : int
+        Bisection steps of the common scale.
+    corners : int
+        Most box corners examined per box.
+    registry : Registry
+        Source of the worst-case attack (``projected``, or ``search`` for a
+        static-only pipeline).
 
     Returns
     -------
     dict
         JSON-ready signature (``docs/signature.schema.json``).
+
+    Raises
+    ------
+    ValueError
+        Fewer than 2 items, ``ids`` of another length, or settings out of range.
     """
-    registry = registry or get_registry()
-    problem = plan.problem
+    if len(ids) != len(problem.raw):
+        raise ValueError(f"signature: {len(ids)} ids for {len(problem.raw)} items")
+    task = problem.task
+    search_idx, holdout_idx = split_items(len(ids), seed)
+    search, holdout = problem.subset(search_idx), problem.subset(holdout_idx)
+    bounds_settings = BoundSettings(confidence=confidence, resamples=resamples, seed=seed)
     space = problem.space()
-    envelope = sweep_envelope(problem, space, clean, threshold, points, refine)
+    clean_all = problem.metric()
+    clean_search = search.metric()
+    clean_holdout = metric_of_scores(task, holdout.scores())
+    floor = threshold * clean_holdout
+    envelope = sweep_envelope(search, space, clean_search, threshold, points, refine)
     attack = registry.get("attacks", "projected" if problem.differentiable else "search")
-    settings = AttackSettings(steps=steps, lr=0.02, lam=0.0, seed=0)
-    worst = run_attack(
-        attack,
-        problem,
-        settings,
-        targets="all",
-        bounds=envelope_bounds(envelope, space),
-        clean=problem.evaluate(),
+    settings = AttackSettings(steps=steps, lr=0.02, lam=0.0, seed=seed)
+    box = shrink_box(
+        search,
+        holdout,
+        space,
+        envelope,
+        attack=attack,
+        settings=settings,
+        bounds_settings=bounds_settings,
+        floor=floor,
+        shrink_steps=shrink_steps,
+        corners=corners,
+        seed=seed,
     )
+    published = box.published
+    worst = published.worst
+    views = holdout.evaluate(worst["values"])
+    stages = rank_stages(envelope)
     spec = spec_with_values(problem.resolved, {})
     return {
         "schema": SCHEMA_ID,
         "driftlab": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "task": problem.task,
-        "metric": plan.metric,
-        "model": plan.model_info,
-        "data": plan.data_info,
+        "task": task,
+        "metric": metric,
+        "model": model_info,
+        "data": data_info,
         "pipeline": {
             "name": spec.name,
             "spec": spec.to_dict(),
@@ -121,59 +213,196 @@ def build_signature(
                     "key": s.key,
                     "unit": s.unit,
                     "domain": s.domain.describe(s.unit),
+                    "low": s.domain.low,
+                    "high": s.domain.high,
+                    "shape": list(s.default.shape),
                     "default": np.asarray(s.default).tolist(),
                 }
                 for s in space.slots
             ],
         },
-        "acceptance": {"threshold": threshold, "clean": clean, "floor": threshold * clean},
-        "sweep": {
-            "points": points,
-            "refine": refine,
-            "method": "per-element 1-D sweep from the default to each domain end, projected "
-            "onto the domain, then bisection between the last accepted and first rejected "
-            "value; the envelope ends are the last values meeting the floor",
+        "cross_fit": {
+            "seed": seed,
+            "method": SPLIT_METHOD,
+            "search_ids": [ids[i] for i in search_idx],
+            "holdout_ids": [ids[i] for i in holdout_idx],
         },
+        "statistics": bounds_settings.describe(task),
+        "acceptance": {
+            "threshold": threshold,
+            "clean": clean_all,
+            "clean_search": clean_search,
+            "clean_holdout": clean_holdout,
+            "clean_holdout_lower_bound": box.clean_lower_bound,
+            "floor": floor,
+            "floor_search": threshold * clean_search,
+        },
+        "sweep": {"points": points, "refine": refine, "items": "search", "method": SWEEP_METHOD},
         "envelope": envelope,
         "tightest": _tightest(envelope),
-        "stages": rank_stages(envelope),
+        "stages": stages,
+        "sensitivity": {
+            "unit": SENSITIVITY_UNIT,
+            "method": "steepest loss / view RMS change over each element's 1-D sweep on the "
+            "search items; a stage takes its largest element; 0 when the metric never drops",
+            "most_sensitive": most_sensitive(stages),
+        },
+        "box": {
+            "status": box.status,
+            "scale": published.scale,
+            "reason": box.reason,
+            "shrink_steps": shrink_steps,
+            "corner_limit": corners,
+            "low": _tensors({k: b[0] for k, b in published.bounds.items()}),
+            "high": _tensors({k: b[1] for k, b in published.bounds.items()}),
+            "corners": published.corners,
+            "checks": [c.summary() for c in box.checks],
+        },
         "worst_case": {
-            "attack": worst.attack,
+            "attack": attack.name,
             "steps": steps,
-            "metric": worst.attacked["metric"],
-            "accepted": bool(worst.attacked["metric"] >= threshold * clean),
-            "l2": worst.attacked["l2"],
-            "ssim": worst.attacked["ssim"],
-            "values": worst.values_json(),
+            "source": worst["source"],
+            "corner": worst["corner"],
+            "metric": worst["metric"],
+            "lower_bound": worst["lower_bound"],
+            "accepted": box.status == SAFE,
+            "l2": views["l2"],
+            "ssim": views["ssim"],
+            "values": _tensors(worst["values"]),
+            "search_point": {
+                "metric": published.search["metric"],
+                "lower_bound": published.search["lower_bound"],
+                "metric_search": published.search["metric_search"],
+                "values": _tensors(published.search["values"]),
+            },
         },
         "verification": {"tolerance": tolerance},
     }
+
+
+def build_signature(
+    plan: ForensicsPlan,
+    clean: float | None = None,
+    *,
+    threshold: float = 0.95,
+    points: int = 6,
+    refine: int = 4,
+    steps: int = 20,
+    tolerance: float = 1e-6,
+    seed: int = 0,
+    confidence: float = 0.95,
+    resamples: int = 1000,
+    shrink_steps: int = 5,
+    corners: int = 16,
+    registry: Registry | None = None,
+) -> dict[str, Any]:
+    """Cross-fitted signature of ``plan``'s model on its items and base pipeline.
+
+    ``clean`` (the metric on every item, as the runner computed it) is
+    accepted for compatibility and recomputed; the other parameters are those
+    of :func:`signature_from_problem`.
+    """
+    registry = registry or get_registry()
+    return signature_from_problem(
+        plan.problem,
+        ids=list(plan.data_info["ids"]),
+        metric=plan.metric,
+        model_info=plan.model_info,
+        data_info=plan.data_info,
+        threshold=threshold,
+        points=points,
+        refine=refine,
+        steps=steps,
+        tolerance=tolerance,
+        seed=seed,
+        confidence=confidence,
+        resamples=resamples,
+        shrink_steps=shrink_steps,
+        corners=corners,
+        registry=registry,
+    )
 
 
 def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
+def signature_headline(sig: dict[str, Any]) -> list[str]:
+    """Three short lines for a terminal or a report: box status, sensitivity, tightest.
+
+    The box is called safe only when its held-out lower bound cleared the
+    floor; otherwise it is a per-axis tolerance. No stage is named most
+    sensitive when every stage's sensitivity is 0.
+    """
+    metric, box, worst = sig["metric"], sig["box"], sig["worst_case"]
+    level = f"{sig['statistics']['confidence']:.0%}"
+    n = len(sig["cross_fit"]["holdout_ids"])
+    if box["status"] == SAFE:
+        first = (
+            f"safe box (common scale {box['scale']:g} of the per-axis envelope): worst case "
+            f"{metric} {_fmt(worst['metric'])}, {level} lower bound "
+            f"{_fmt(worst['lower_bound'])} >= floor {_fmt(sig['acceptance']['floor'])} on {n} "
+            "held-out items"
+        )
+    else:
+        first = (
+            f"no safe box: per-axis tolerance only (joint worst case {metric} "
+            f"{_fmt(worst['metric'])}, {level} lower bound {_fmt(worst['lower_bound'])} < floor "
+            f"{_fmt(sig['acceptance']['floor'])} on {n} held-out items)"
+        )
+    top = sig["sensitivity"]["most_sensitive"]
+    if top is None:
+        second = "most sensitive stage: none (the metric did not drop along any 1-D sweep)"
+    else:
+        s = next(r for r in sig["stages"] if r["stage"] == top)
+        second = (
+            f"most sensitive stage: {top} ({_fmt(s['sensitivity'])} {metric} per unit of view "
+            f"RMS change, at {s['steepest']})"
+        )
+    tight = sig["tightest"]
+    third = (
+        f"tightest per-axis interval: {tight['parameter']} [{_fmt(tight['low'])}, "
+        f"{_fmt(tight['high'])}] {tight['unit']}"
+    )
+    return [first, second, third]
+
+
 def signature_markdown(sig: dict[str, Any]) -> str:
     """Human-readable Markdown form of a signature."""
-    acc, worst, tight = sig["acceptance"], sig["worst_case"], sig["tightest"]
+    acc, worst, tight, box = sig["acceptance"], sig["worst_case"], sig["tightest"], sig["box"]
+    stats, cross = sig["statistics"], sig["cross_fit"]
     metric = sig["metric"]
+    level = f"{stats['confidence']:.0%}"
+    headline = signature_headline(sig)
     lines = [
         f"# Forensic signature: {sig['model']['name']} on {sig['data']['name']}",
         "",
         "## Headline",
         "",
+        *[f"* {line}" for line in headline],
+        "",
         "| item | value |",
         "|---|---|",
-        f"| clean {metric} | {_fmt(acc['clean'])} |",
-        f"| acceptance floor | {_fmt(acc['floor'])} ({acc['threshold']:.0%} of clean) |",
-        f"| most sensitive stage | {sig['stages'][0]['stage']} "
-        f"(sensitivity {_fmt(sig['stages'][0]['sensitivity'])}) |",
-        f"| tightest interval | {tight['parameter']}: [{_fmt(tight['low'])}, "
+        f"| box | **{box['status']}** (scale {box['scale']:g}): {box['reason']} |",
+        f"| clean {metric} (all / search / held-out items) | {_fmt(acc['clean'])} / "
+        f"{_fmt(acc['clean_search'])} / {_fmt(acc['clean_holdout'])} |",
+        f"| acceptance floor | {_fmt(acc['floor'])} ({acc['threshold']:.0%} of the held-out "
+        "clean metric) |",
+        f"| {level} lower bound, held-out clean | {_fmt(acc['clean_holdout_lower_bound'])} |",
+        f"| worst case inside the published box | {metric} {_fmt(worst['metric'])}, "
+        f"{level} lower bound {_fmt(worst['lower_bound'])} ({worst['source']}"
+        + (f" {worst['corner']}" if worst["corner"] else f", attack {worst['attack']}")
+        + ") |",
+        f"| bound method | {stats['method']}: {stats['description']} |",
+        f"| tightest per-axis interval | {tight['parameter']}: [{_fmt(tight['low'])}, "
         f"{_fmt(tight['high'])}] {tight['unit']} around {_fmt(tight['default'])} "
         f"({tight['relative_width']:.1%} of its domain) |",
-        f"| worst case inside envelope | {metric} {_fmt(worst['metric'])} "
-        f"({'accepted' if worst['accepted'] else 'below floor'}; attack {worst['attack']}) |",
+        "",
+        "## Evidence kept apart from the search",
+        "",
+        f"{len(cross['search_ids'])} search items (envelope sweeps, worst-case attack) and "
+        f"{len(cross['holdout_ids'])} held-out items (every accepted number), split with seed "
+        f"{cross['seed']}: {cross['method']}. Both id lists are in `signature.json`.",
         "",
         "## Fingerprints",
         "",
@@ -193,34 +422,63 @@ def signature_markdown(sig: dict[str, Any]) -> str:
         lines.append(f"| {p['key']} | {default} | {p['domain']} |")
     lines += [
         "",
-        "## Envelope (metric >= floor along each 1-D sweep)",
+        "## Per-axis envelope (search items; one element moved at a time)",
         "",
         f"{sig['sweep']['method']}; {sig['sweep']['points']} steps per side, "
-        f"{sig['sweep']['refine']} bisection steps.",
+        f"{sig['sweep']['refine']} bisection steps; search floor {_fmt(acc['floor_search'])}. "
+        "A per-axis interval is not a joint guarantee: see the box above.",
         "",
-        "| parameter | element | default | low | high | width / domain |",
-        "|---|---|---|---|---|---|",
+        "| parameter | element | default | low | high | width / domain | sensitivity |",
+        "|---|---|---|---|---|---|---|",
     ]
     for key, entry in sig["envelope"].items():
         for e in entry["elements"]:
             lines.append(
                 f"| {key} | {e['index']} | {_fmt(e['default'])} | {_fmt(e['low'])} | "
-                f"{_fmt(e['high'])} | {e['relative_width']:.2f} |"
+                f"{_fmt(e['high'])} | {e['relative_width']:.2f} | {_fmt(e['sensitivity'])} |"
             )
     lines += [
         "",
-        "## Stages by sensitivity",
+        "## Published box",
         "",
-        "| stage | sensitivity | tightest |",
-        "|---|---|---|",
+        f"Status **{box['status']}**, common scale {box['scale']:g} of the per-axis envelope. "
+        "Boxes examined (held-out items):",
+        "",
+        "| scale | worst from | worst metric | lower bound | holds |",
+        "|---|---|---|---|---|",
     ]
-    for r in sig["stages"]:
-        lines.append(f"| {r['stage']} | {_fmt(r['sensitivity'])} | {r['tightest']} |")
+    for c in box["checks"]:
+        lines.append(
+            f"| {c['scale']:g} | {c['worst_source']} | {_fmt(c['worst_metric'])} | "
+            f"{_fmt(c['worst_lower_bound'])} | {'yes' if c['passed'] else 'no'} |"
+        )
     lines += [
         "",
-        "## Worst case inside the envelope",
+        "| parameter | low | high |",
+        "|---|---|---|",
+    ]
+    for key in box["low"]:
+        low = np.round(np.asarray(box["low"][key], dtype=float), 4).tolist()
+        high = np.round(np.asarray(box["high"][key], dtype=float), 4).tolist()
+        lines.append(f"| {key} | {low} | {high} |")
+    lines += [
         "",
-        f"{metric} {_fmt(worst['metric'])}, view RMS difference {_fmt(worst['l2'])}, "
+        f"## Stages by sensitivity ({sig['sensitivity']['unit']})",
+        "",
+        "| stage | sensitivity | steepest element | tightest element |",
+        "|---|---|---|---|",
+    ]
+    for r in sig["stages"]:
+        lines.append(
+            f"| {r['stage']} | {_fmt(r['sensitivity'])} | {r['steepest'] or '-'} | "
+            f"{r['tightest']} |"
+        )
+    lines += [
+        "",
+        "## Worst case inside the published box",
+        "",
+        f"{metric} {_fmt(worst['metric'])} on the held-out items ({level} lower bound "
+        f"{_fmt(worst['lower_bound'])}), view RMS difference {_fmt(worst['l2'])}, "
         f"SSIM {_fmt(worst['ssim'])}.",
         "",
         "| parameter | value |",
@@ -230,24 +488,39 @@ def signature_markdown(sig: dict[str, Any]) -> str:
         lines.append(f"| {key} | {np.round(np.asarray(value, dtype=float), 4).tolist()} |")
     lines += [
         "",
-        "Verify with `driftlab signature verify signature.json` (tolerance "
-        f"{sig['verification']['tolerance']}).",
+        "Verify with `driftlab signature verify signature.json` (it re-measures every number "
+        "above on the recorded items; its tolerance comes from its `--tolerance` option, "
+        f"the {sig['verification']['tolerance']} recorded here is only shown).",
         "",
     ]
     return "\n".join(lines)
 
 
 def write_signature(sig: dict[str, Any], folder: str | Path) -> dict[str, Path]:
-    """Write ``signature.json``, ``signature.md`` and ``signature.html`` into ``folder``."""
+    """Validate ``sig``, then write ``signature.json`` (canonical form),
+    ``signature.md`` and ``signature.html`` into ``folder``.
+
+    Returns
+    -------
+    dict
+        ``{"json": path, "md": path, "html": path}``.
+
+    Raises
+    ------
+    driftlab.forensics.validate.SignatureError
+        ``sig`` does not satisfy the signature schema; nothing is written.
+    """
+    validate_signature(sig, where="signature to write")
     folder = Path(folder)
-    out = {"json": write_json_atomic(sig, folder / "signature.json")}
     md = signature_markdown(sig)
+    out = {}
     for suffix, text in (
+        ("json", canonical_json(sig)),
         ("md", md),
         ("html", markdown_to_html(md, title=html.escape("driftlab signature"))),
     ):
         path = folder / f"signature.{suffix}"
         with atomic_path(path) as tmp:
-            tmp.write_text(text)
+            tmp.write_text(text, encoding="utf-8")
         out[suffix] = path
     return out
