@@ -25,6 +25,7 @@ import attrs
 import pluggy
 
 from driftlab import hookspecs
+from driftlab.errors import DriftlabError
 
 __all__ = [
     "BUILTIN_PLUGINS",
@@ -95,8 +96,10 @@ KIND_LABELS = {
 }
 
 
-class RegistryError(LookupError):
+class RegistryError(DriftlabError, LookupError):
     """A name is unknown or declared by more than one plugin."""
+
+    exit_code = 2
 
 
 def suggest(name: str, valid: Iterable[str]) -> str:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from driftlab.errors import DriftlabError
+
 __all__ = ["RawInputError", "validate_raw", "validate_raw_batch"]
 
 
-class RawInputError(ValueError):
+class RawInputError(DriftlabError, ValueError):
     """Raw data does not have the shape, parity, finiteness or range required."""
+
+    exit_code = 2
 
 
 def _check_values(values: np.ndarray | torch.Tensor, where: str, allow_out_of_range: bool) -> None:

@@ -11,7 +11,7 @@ import pytest
 import tifffile
 from click.testing import CliRunner
 
-from driftlab.cli_data import data, parse_option
+from driftlab.cli.data import data, parse_option
 from tests.fixtures_zenodo import make_drone, make_microscopy
 from tests.helpers import builtin_registry
 
@@ -139,7 +139,7 @@ def test_parse_option_values():
 
 def test_check_reads_every_item_of_datasets_without_skip_bad(tmp_path):
     """A dataset whose opener has no skip_bad option is still read item by item."""
-    from driftlab.cli_data import check_dataset
+    from driftlab.datasets.check import check_dataset
     from driftlab.datasets.drone import DRONE
 
     fx = make_drone(tmp_path, frames=2, tiles_per_frame=1, shape=(8, 8), levels=(1.0,))

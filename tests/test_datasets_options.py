@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 import driftlab.datasets as datasets_package
 from driftlab.camera import CameraParams
-from driftlab.cli_data import data
+from driftlab.cli.data import data
 from driftlab.datasets import DatasetError, DatasetSpec
 from driftlab.datasets.folder import RAW_FOLDER
 from driftlab.datasets.microscopy import MICROSCOPY

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from driftlab.cli_data import data
+from driftlab.cli.data import data
 from driftlab.datasets import DatasetError
 from driftlab.datasets.bccd import BCCD_CELLS, BCCD_WBC
 from driftlab.datasets.folder import RAW_FOLDER

@@ -10,6 +10,7 @@ import attrs
 import numpy as np
 import torch
 
+from driftlab.errors import DriftlabError
 from driftlab.params import Domain
 from driftlab.pipeline.resolve import ResolvedPipeline
 from driftlab.pipeline.spec import PipelineSpec, StageConfig
@@ -21,8 +22,10 @@ if TYPE_CHECKING:
 __all__ = ["AttackTargetError", "ParameterSpace", "Slot", "select_targets", "spec_with_values"]
 
 
-class AttackTargetError(ValueError):
+class AttackTargetError(DriftlabError, ValueError):
     """A target names no stage or parameter of the pipeline."""
+
+    exit_code = 2
 
 
 @attrs.frozen

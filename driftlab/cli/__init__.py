@@ -39,9 +39,9 @@ def main(ctx: click.Context, plugins: tuple[str, ...]) -> None:
 
 def _attach() -> None:
     from driftlab.cli.catalog import pipelines, plugins, render, stages, verify
+    from driftlab.cli.data import data
     from driftlab.cli.runs import RUN_COMMANDS, report
-    from driftlab.cli_data import data
-    from driftlab.cli_forensics import signature
+    from driftlab.cli.signature import signature
 
     for command in (plugins, stages, pipelines, verify, render, *RUN_COMMANDS, report, data,
                     signature):  # fmt: skip

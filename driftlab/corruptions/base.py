@@ -34,6 +34,8 @@ from collections.abc import Callable
 import attrs
 import numpy as np
 
+from driftlab.errors import DriftlabError
+
 __all__ = [
     "DEFAULT_FAMILY",
     "FAMILIES",
@@ -53,8 +55,10 @@ FAMILIES: tuple[str, ...] = ("imagenet-c", "cifar-c")
 CorruptionFn = Callable[[np.ndarray, int, int], np.ndarray]
 
 
-class CorruptionError(ValueError):
+class CorruptionError(DriftlabError, ValueError):
     """A corruption, its severity, seed or the view it is applied to is invalid."""
+
+    exit_code = 2
 
 
 def _check_name(instance: object, attribute: attrs.Attribute, value: str) -> None:

@@ -16,6 +16,7 @@ import attrs
 import numpy as np
 
 from driftlab.camera import CameraParams
+from driftlab.errors import DriftlabError
 
 if TYPE_CHECKING:  # the registry imports dataset declarations lazily; avoid a cycle
     from driftlab.registry import Registry
@@ -25,8 +26,10 @@ __all__ = ["TASKS", "DatasetError", "DatasetSpec", "RawDataset", "Sample"]
 TASKS: tuple[str, ...] = ("classification", "segmentation")
 
 
-class DatasetError(ValueError):
+class DatasetError(DriftlabError, ValueError):
     """A dataset is missing, malformed or asked for something it does not have."""
+
+    exit_code = 2
 
 
 @attrs.frozen

@@ -45,6 +45,8 @@ from typing import Any
 
 import numpy as np
 
+from driftlab.errors import DriftlabError
+
 __all__ = [
     "DEFAULT_TOLERANCE",
     "MAX_CHECKS",
@@ -84,9 +86,11 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class SignatureError(ValueError):
+class SignatureError(DriftlabError, ValueError):
     """A signature is unreadable or malformed, or the model, data or metrics do
     not match it. The message names the file or the field."""
+
+    exit_code = 1
 
 
 class _Invalid(Exception):

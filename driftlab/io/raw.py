@@ -49,6 +49,7 @@ import numpy as np
 
 from driftlab.camera import CameraParams
 from driftlab.cfa import check_cfa
+from driftlab.errors import DriftlabError
 
 __all__ = [
     "CAMERA_RAW_SUFFIXES",
@@ -73,8 +74,10 @@ CAMERA_RAW_SUFFIXES = (
 TIFF_SUFFIXES = (".tif", ".tiff")
 
 
-class RawReadError(ValueError):
+class RawReadError(DriftlabError, ValueError):
     """A raw file is missing, truncated, corrupt or does not match its declared geometry."""
+
+    exit_code = 2
 
 
 @attrs.frozen

@@ -23,14 +23,17 @@ import attrs
 from torch import nn
 
 from driftlab.datasets.base import TASKS
+from driftlab.errors import DriftlabError
 
 __all__ = ["TASKS", "TaskModelError", "TaskModelFactory", "TaskModelSpec"]
 
 TaskModelFactory = Callable[..., nn.Module]
 
 
-class TaskModelError(ValueError):
+class TaskModelError(DriftlabError, ValueError):
     """A task model cannot be built or loaded as asked."""
+
+    exit_code = 2
 
 
 def _check_name(instance: object, attribute: attrs.Attribute, value: str) -> None:

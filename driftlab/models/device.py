@@ -6,13 +6,17 @@ import re
 
 import torch
 
+from driftlab.errors import DriftlabError
+
 __all__ = ["DeviceError", "resolve_device"]
 
 _CUDA = re.compile(r"cuda(?::(\d+))?")
 
 
-class DeviceError(ValueError):
+class DeviceError(DriftlabError, ValueError):
     """A device was named that does not exist or is not available here."""
+
+    exit_code = 2
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

@@ -28,6 +28,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from driftlab.errors import DriftlabError
+
 __all__ = [
     "MAX_COMPRESSED_BYTES",
     "MODEL_FORMATS",
@@ -57,8 +59,10 @@ _LABELS = {
 _SAFETENSORS_MAX_HEADER = 100 * 2**20
 
 
-class WeightsError(ValueError):
+class WeightsError(DriftlabError, ValueError):
     """A weights or model file cannot be used as asked (wrong kind, content or shapes)."""
+
+    exit_code = 2
 
 
 def format_label(kind: str) -> str:

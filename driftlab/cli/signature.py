@@ -1,55 +1,12 @@
-"""Command-line interface of forensics: ``driftlab forensics`` and ``driftlab signature``
-(``verify``, ``sign``, ``keygen``)."""
+"""``driftlab signature``: verify a forensic signature, seal it (Ed25519), make keys."""
 
 from __future__ import annotations
 
-import logging
-
 import click
 
-from driftlab.configtools import ConfigError
-from driftlab.errors import RunDirError
+from driftlab.cli.common import DriftlabClickError, get_registry_for
 
-__all__ = ["forensics", "signature"]
-
-
-@click.command("forensics")
-@click.argument("config", type=click.Path(exists=True, dir_okay=False))
-@click.option("--out", type=click.Path(file_okay=False), help="Run directory (default [run].out).")
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="SECTION.KEY=VALUE",
-    help="Override a config value.",
-)
-def forensics(config: str, out: str | None, overrides: tuple[str, ...]) -> None:
-    """Attack a trained task model through its ISP parameters and write its signature.
-
-    CONFIG is a forensics TOML file (see examples/forensics_quickstart.toml).
-    Rerunning the same command resumes an interrupted run.
-    """
-    from driftlab.forensics import run_forensics
-
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        result = run_forensics(config, out=out, overrides=overrides)
-    except (ConfigError, RunDirError) as exc:
-        raise click.ClickException(str(exc)) from None
-    rows = result.results
-    worst = rows.sort_values("attacked_metric").iloc[0]
-    click.echo(f"run directory: {result.run_dir}")
-    click.echo(
-        f"clean {worst['metric']}: {worst['clean_metric']:.4f}; strongest attack: "
-        f"{worst['attack']} (lambda {worst['lam']:g}, targets {worst['targets']}) -> "
-        f"{worst['attacked_metric']:.4f}"
-    )
-    if result.signature is not None:
-        from driftlab.forensics.signature import signature_headline
-
-        for line in signature_headline(result.signature):
-            click.echo(f"signature: {line}")
-    click.echo(f"report: {result.run_dir / 'report.html'}")
+__all__ = ["signature"]
 
 
 @click.group("signature")
@@ -78,7 +35,9 @@ def signature() -> None:
     is_flag=True,
     help="Accept a pipeline whose domains are wider than its stages declare.",
 )
+@click.pass_context
 def verify(
+    ctx: click.Context,
     signature_file: str,
     model: str | None,
     data_root: str | None,
@@ -100,9 +59,10 @@ def verify(
             public_key=public_key,
             seal=seal,
             allow_wider_domains=allow_wider_domains,
+            registry=get_registry_for(ctx),
         )
     except SignatureError as exc:
-        raise click.ClickException(f"signature check failed: {exc}") from None
+        raise DriftlabClickError(f"signature check failed: {exc}", 1) from None
     if result.sealed_by:
         click.echo(f"seal OK: Ed25519, public key sha256 {result.sealed_by[:16]}...")
     if result.wider_domains:
@@ -135,7 +95,7 @@ def sign(signature_file: str, key: str, out: str | None) -> None:
     try:
         path = sign_signature(signature_file, key, out)
     except SignatureError as exc:
-        raise click.ClickException(f"cannot sign: {exc}") from None
+        raise DriftlabClickError(f"cannot sign: {exc}", exc.exit_code) from None
     click.echo(f"seal written: {path}")
 
 
@@ -152,5 +112,5 @@ def keygen(private_key: str, public_key: str | None) -> None:
     try:
         private, public = generate_keypair(private_key, public_key)
     except SignatureError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise DriftlabClickError(str(exc), exc.exit_code) from None
     click.echo(f"private key: {private} (keep it secret)\npublic key: {public} (give it out)")
