@@ -23,7 +23,6 @@ re-check everything. The JSON layout is ``docs/signature.schema.json``;
 from __future__ import annotations
 
 import datetime as _dt
-import html
 import json
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from driftlab.atomic import atomic_path
 from driftlab.attacks.base import AttackSettings
 from driftlab.attacks.problem import AttackProblem
 from driftlab.attacks.space import spec_with_values
+from driftlab.engine.report import KeyValues, Paragraph, Report, Section, Table, render_report
 from driftlab.forensics.confidence import BoundSettings, metric_of_scores
 from driftlab.forensics.crossfit import SAFE, SPLIT_METHOD, shrink_box, split_items
 from driftlab.forensics.envelope import (
@@ -44,7 +44,6 @@ from driftlab.forensics.envelope import (
     rank_stages,
     sweep_envelope,
 )
-from driftlab.forensics.markup import markdown_to_html
 from driftlab.forensics.plan import ForensicsPlan
 from driftlab.forensics.validate import SCHEMA_ID, validate_signature
 from driftlab.registry import Registry, get_registry
@@ -367,133 +366,184 @@ def signature_headline(sig: dict[str, Any]) -> list[str]:
     return [first, second, third]
 
 
-def signature_markdown(sig: dict[str, Any]) -> str:
-    """Human-readable Markdown form of a signature."""
+def _rounded(value: Any) -> str:
+    return str(np.round(np.asarray(value, dtype=float), 4).tolist())
+
+
+def signature_report(sig: dict[str, Any]) -> Report:
+    """Human-readable form of a signature (rendered to ``signature.md`` / ``.html``)."""
     acc, worst, tight, box = sig["acceptance"], sig["worst_case"], sig["tightest"], sig["box"]
     stats, cross = sig["statistics"], sig["cross_fit"]
     metric = sig["metric"]
     level = f"{stats['confidence']:.0%}"
-    headline = signature_headline(sig)
-    lines = [
-        f"# Forensic signature: {sig['model']['name']} on {sig['data']['name']}",
-        "",
-        "## Headline",
-        "",
-        *[f"* {line}" for line in headline],
-        "",
-        "| item | value |",
-        "|---|---|",
-        f"| box | **{box['status']}** (scale {box['scale']:g}): {box['reason']} |",
-        f"| clean {metric} (all / search / held-out items) | {_fmt(acc['clean'])} / "
-        f"{_fmt(acc['clean_search'])} / {_fmt(acc['clean_holdout'])} |",
-        f"| acceptance floor | {_fmt(acc['floor'])} ({acc['threshold']:.0%} of the held-out "
-        "clean metric) |",
-        f"| {level} lower bound, held-out clean | {_fmt(acc['clean_holdout_lower_bound'])} |",
-        f"| worst case inside the published box | {metric} {_fmt(worst['metric'])}, "
-        f"{level} lower bound {_fmt(worst['lower_bound'])} ({worst['source']}"
-        + (f" {worst['corner']}" if worst["corner"] else f", attack {worst['attack']}")
-        + ") |",
-        f"| bound method | {stats['method']}: {stats['description']} |",
-        f"| tightest per-axis interval | {tight['parameter']}: [{_fmt(tight['low'])}, "
-        f"{_fmt(tight['high'])}] {tight['unit']} around {_fmt(tight['default'])} "
-        f"({tight['relative_width']:.1%} of its domain) |",
-        "",
-        "## Evidence kept apart from the search",
-        "",
-        f"{len(cross['search_ids'])} search items (envelope sweeps, worst-case attack) and "
-        f"{len(cross['holdout_ids'])} held-out items (every accepted number), split with seed "
-        f"{cross['seed']}: {cross['method']}. Both id lists are in `signature.json`.",
-        "",
-        "## Fingerprints",
-        "",
-        "| what | sha256 |",
-        "|---|---|",
-        f"| model weights `{Path(sig['model']['weights']).name}` | `{sig['model']['sha256']}` |",
-        f"| data item ids ({sig['data']['items']} items) | `{sig['data']['ids_sha256']}` |",
-        f"| data ids + raw + targets | `{sig['data']['sha256']}` |",
-        "",
-        f"## Base pipeline `{sig['pipeline']['name']}`",
-        "",
-        "| parameter | default | domain |",
-        "|---|---|---|",
+    worst_from = worst["source"] + (
+        f" {worst['corner']}" if worst["corner"] else f", attack {worst['attack']}"
+    )
+    headline = [
+        ("box", f"**{box['status']}** (scale {box['scale']:g}): {box['reason']}"),
+        (
+            f"clean {metric} (all / search / held-out items)",
+            f"{_fmt(acc['clean'])} / {_fmt(acc['clean_search'])} / {_fmt(acc['clean_holdout'])}",
+        ),
+        (
+            "acceptance floor",
+            f"{_fmt(acc['floor'])} ({acc['threshold']:.0%} of the held-out clean metric)",
+        ),
+        (f"{level} lower bound, held-out clean", _fmt(acc["clean_holdout_lower_bound"])),
+        (
+            "worst case inside the published box",
+            f"{metric} {_fmt(worst['metric'])}, {level} lower bound "
+            f"{_fmt(worst['lower_bound'])} ({worst_from})",
+        ),
+        ("bound method", f"{stats['method']}: {stats['description']}"),
+        (
+            "tightest per-axis interval",
+            f"{tight['parameter']}: [{_fmt(tight['low'])}, {_fmt(tight['high'])}] "
+            f"{tight['unit']} around {_fmt(tight['default'])} "
+            f"({tight['relative_width']:.1%} of its domain)",
+        ),
     ]
-    for p in sig["pipeline"]["parameters"]:
-        default = np.round(np.asarray(p["default"], dtype=float), 4).tolist()
-        lines.append(f"| {p['key']} | {default} | {p['domain']} |")
-    lines += [
-        "",
-        "## Per-axis envelope (search items; one element moved at a time)",
-        "",
-        f"{sig['sweep']['method']}; {sig['sweep']['points']} steps per side, "
-        f"{sig['sweep']['refine']} bisection steps; search floor {_fmt(acc['floor_search'])}. "
-        "A per-axis interval is not a joint guarantee: see the box above.",
-        "",
-        "| parameter | element | default | low | high | width / domain | sensitivity |",
-        "|---|---|---|---|---|---|---|",
+    envelope_rows = [
+        [key, str(e["index"]), _fmt(e["default"]), _fmt(e["low"]), _fmt(e["high"]),
+         f"{e['relative_width']:.2f}", _fmt(e["sensitivity"])]
+        for key, entry in sig["envelope"].items()
+        for e in entry["elements"]
+    ]  # fmt: skip
+    checks = [
+        [f"{c['scale']:g}", c["worst_source"], _fmt(c["worst_metric"]),
+         _fmt(c["worst_lower_bound"]), "yes" if c["passed"] else "no"]
+        for c in box["checks"]
+    ]  # fmt: skip
+    sections = [
+        Section(
+            "Headline",
+            [*(Paragraph(line) for line in signature_headline(sig)), KeyValues(headline)],
+        ),
+        Section(
+            "Evidence kept apart from the search",
+            [
+                Paragraph(
+                    f"{len(cross['search_ids'])} search items (envelope sweeps, worst-case "
+                    f"attack) and {len(cross['holdout_ids'])} held-out items (every accepted "
+                    f"number), split with seed {cross['seed']}: {cross['method']}. Both id "
+                    "lists are in `signature.json`."
+                )
+            ],
+        ),
+        Section(
+            "Fingerprints",
+            [
+                Table(
+                    ["what", "sha256"],
+                    [
+                        [
+                            f"model weights `{Path(sig['model']['weights']).name}`",
+                            f"`{sig['model']['sha256']}`",
+                        ],
+                        [
+                            f"data item ids ({sig['data']['items']} items)",
+                            f"`{sig['data']['ids_sha256']}`",
+                        ],
+                        ["data ids + raw + targets", f"`{sig['data']['sha256']}`"],
+                    ],
+                )
+            ],
+        ),
+        Section(
+            f"Base pipeline `{sig['pipeline']['name']}`",
+            [
+                Table(
+                    ["parameter", "default", "domain"],
+                    [
+                        [p["key"], _rounded(p["default"]), p["domain"]]
+                        for p in sig["pipeline"]["parameters"]
+                    ],
+                )
+            ],
+        ),
+        Section(
+            "Per-axis envelope (search items; one element moved at a time)",
+            [
+                Paragraph(
+                    f"{sig['sweep']['method']}; {sig['sweep']['points']} steps per side, "
+                    f"{sig['sweep']['refine']} bisection steps; search floor "
+                    f"{_fmt(acc['floor_search'])}. A per-axis interval is not a joint "
+                    "guarantee: see the published box."
+                ),
+                Table(
+                    [
+                        "parameter",
+                        "element",
+                        "default",
+                        "low",
+                        "high",
+                        "width / domain",
+                        "sensitivity",
+                    ],
+                    envelope_rows,
+                ),
+            ],
+        ),
+        Section(
+            "Published box",
+            [
+                Paragraph(
+                    f"Status **{box['status']}**, common scale {box['scale']:g} of the "
+                    "per-axis envelope. Boxes examined (held-out items):"
+                ),
+                Table(["scale", "worst from", "worst metric", "lower bound", "holds"], checks),
+                Table(
+                    ["parameter", "low", "high"],
+                    [
+                        [key, _rounded(box["low"][key]), _rounded(box["high"][key])]
+                        for key in box["low"]
+                    ],
+                ),
+            ],
+        ),
+        Section(
+            f"Stages by sensitivity ({sig['sensitivity']['unit']})",
+            [
+                Table(
+                    ["stage", "sensitivity", "steepest element", "tightest element"],
+                    [
+                        [r["stage"], _fmt(r["sensitivity"]), r["steepest"] or "-", r["tightest"]]
+                        for r in sig["stages"]
+                    ],
+                )
+            ],
+        ),
+        Section(
+            "Worst case inside the published box",
+            [
+                Paragraph(
+                    f"{metric} {_fmt(worst['metric'])} on the held-out items ({level} lower "
+                    f"bound {_fmt(worst['lower_bound'])}), view RMS difference "
+                    f"{_fmt(worst['l2'])}, SSIM {_fmt(worst['ssim'])}."
+                ),
+                Table(
+                    ["parameter", "value"],
+                    [[key, _rounded(value)] for key, value in worst["values"].items()],
+                ),
+                Paragraph(
+                    "Verify with `driftlab signature verify signature.json` (it re-measures "
+                    "every number above on the recorded items; its tolerance comes from its "
+                    f"`--tolerance` option, the {sig['verification']['tolerance']} recorded "
+                    "here is only shown)."
+                ),
+            ],
+        ),
     ]
-    for key, entry in sig["envelope"].items():
-        for e in entry["elements"]:
-            lines.append(
-                f"| {key} | {e['index']} | {_fmt(e['default'])} | {_fmt(e['low'])} | "
-                f"{_fmt(e['high'])} | {e['relative_width']:.2f} | {_fmt(e['sensitivity'])} |"
-            )
-    lines += [
-        "",
-        "## Published box",
-        "",
-        f"Status **{box['status']}**, common scale {box['scale']:g} of the per-axis envelope. "
-        "Boxes examined (held-out items):",
-        "",
-        "| scale | worst from | worst metric | lower bound | holds |",
-        "|---|---|---|---|---|",
-    ]
-    for c in box["checks"]:
-        lines.append(
-            f"| {c['scale']:g} | {c['worst_source']} | {_fmt(c['worst_metric'])} | "
-            f"{_fmt(c['worst_lower_bound'])} | {'yes' if c['passed'] else 'no'} |"
-        )
-    lines += [
-        "",
-        "| parameter | low | high |",
-        "|---|---|---|",
-    ]
-    for key in box["low"]:
-        low = np.round(np.asarray(box["low"][key], dtype=float), 4).tolist()
-        high = np.round(np.asarray(box["high"][key], dtype=float), 4).tolist()
-        lines.append(f"| {key} | {low} | {high} |")
-    lines += [
-        "",
-        f"## Stages by sensitivity ({sig['sensitivity']['unit']})",
-        "",
-        "| stage | sensitivity | steepest element | tightest element |",
-        "|---|---|---|---|",
-    ]
-    for r in sig["stages"]:
-        lines.append(
-            f"| {r['stage']} | {_fmt(r['sensitivity'])} | {r['steepest'] or '-'} | "
-            f"{r['tightest']} |"
-        )
-    lines += [
-        "",
-        "## Worst case inside the published box",
-        "",
-        f"{metric} {_fmt(worst['metric'])} on the held-out items ({level} lower bound "
-        f"{_fmt(worst['lower_bound'])}), view RMS difference {_fmt(worst['l2'])}, "
-        f"SSIM {_fmt(worst['ssim'])}.",
-        "",
-        "| parameter | value |",
-        "|---|---|",
-    ]
-    for key, value in worst["values"].items():
-        lines.append(f"| {key} | {np.round(np.asarray(value, dtype=float), 4).tolist()} |")
-    lines += [
-        "",
-        "Verify with `driftlab signature verify signature.json` (it re-measures every number "
-        "above on the recorded items; its tolerance comes from its `--tolerance` option, "
-        f"the {sig['verification']['tolerance']} recorded here is only shown).",
-        "",
-    ]
-    return "\n".join(lines)
+    return Report(
+        title=f"Forensic signature: {sig['model']['name']} on {sig['data']['name']}",
+        sections=sections,
+        files=["signature.json"],
+    )
+
+
+def signature_markdown(sig: dict[str, Any]) -> str:
+    """Human-readable Markdown form of a signature (see :func:`signature_report`)."""
+    return render_report(signature_report(sig), Path("."))[0]
 
 
 def write_signature(sig: dict[str, Any], folder: str | Path) -> dict[str, Path]:
@@ -512,13 +562,9 @@ def write_signature(sig: dict[str, Any], folder: str | Path) -> dict[str, Path]:
     """
     validate_signature(sig, where="signature to write")
     folder = Path(folder)
-    md = signature_markdown(sig)
+    md, page = render_report(signature_report(sig), folder)
     out = {}
-    for suffix, text in (
-        ("json", canonical_json(sig)),
-        ("md", md),
-        ("html", markdown_to_html(md, title=html.escape("driftlab signature"))),
-    ):
+    for suffix, text in (("json", canonical_json(sig)), ("md", md), ("html", page)):
         path = folder / f"signature.{suffix}"
         with atomic_path(path) as tmp:
             tmp.write_text(text, encoding="utf-8")
