@@ -28,7 +28,7 @@ from driftlab.synthesis.cells import RESULT_COLUMNS, SynthesisJob, synthesis_cel
 from driftlab.synthesis.config import SynthesisConfig
 from driftlab.synthesis.plan import SynthesisPlan, plan_synthesis
 from driftlab.synthesis.report import build_report
-from driftlab.synthesis.summary import summarize
+from driftlab.verdicts.drift import summarize
 
 __all__ = ["SYNTHESIS", "SynthesisExperiment", "model_key"]
 

@@ -20,7 +20,7 @@ from driftlab.atomic import atomic_path
 from driftlab.engine.report import Definitions, Figure, KeyValues, Paragraph, Report, Section, Table
 from driftlab.io.images import view_to_uint8
 from driftlab.pipeline import build_static
-from driftlab.synthesis.summary import corruption_matrix, isp_matrix
+from driftlab.verdicts.drift import corruption_matrix, isp_matrix
 
 __all__ = ["CITATION", "build_report", "heatmap", "worst_pair"]
 
