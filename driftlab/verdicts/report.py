@@ -173,7 +173,7 @@ def build_report(run_dir: Path, results: pd.DataFrame, summary: dict[str, Any], 
     results : pandas.DataFrame
         Tidy results table (columns of :data:`driftlab.synthesis.cells.RESULT_COLUMNS`).
     summary : dict
-        Output of :func:`driftlab.synthesis.summary.summarize`.
+        Output of :func:`driftlab.verdicts.drift.summarize`.
     plan : SynthesisPlan
         Used to render sample views of the pair with the largest drop.
 
