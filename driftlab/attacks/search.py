@@ -75,6 +75,9 @@ def search_attack(
     z0 = _encode(space, best_values)
     es = None
     if settings.method == "cma" and z0.size >= 2:  # the cma package needs >= 2 dimensions
+        from driftlab.errors import require_extra
+
+        require_extra("cma", "cma", "the CMA-ES search ([attacks] method = 'cma')")
         import cma
 
         es = cma.CMAEvolutionStrategy(

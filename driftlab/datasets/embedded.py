@@ -55,6 +55,11 @@ __all__ = [
     "soft_edge",
 ]
 
+# limits checked before anything is allocated (a generated item is rendered
+# supersampled, so size 4096 already needs ~1 GB per item)
+MAX_ITEMS = 1_000_000
+MAX_SIZE = 4096
+
 SUPERSAMPLING = 2
 PAPER_INTENSITIES: tuple[float, ...] = (1.0, 0.75, 0.5, 0.25, 0.1, 0.05, 0.01)
 
@@ -315,6 +320,10 @@ class EmbeddedDataset(RawDataset):
         super().__init__(spec, intensity)
         if isinstance(n_items, bool) or not isinstance(n_items, (int, np.integer)) or n_items < 1:
             raise DatasetError(f"{spec.name}: n_items must be a positive integer, got {n_items!r}")
+        if n_items > MAX_ITEMS:
+            raise DatasetError(
+                f"{spec.name}: n_items = {n_items} exceeds the limit of {MAX_ITEMS} generated items"
+            )
         if (
             isinstance(size, bool)
             or not isinstance(size, (int, np.integer))
@@ -322,6 +331,10 @@ class EmbeddedDataset(RawDataset):
             or size % 2
         ):
             raise DatasetError(f"{spec.name}: size must be an even integer >= 16, got {size!r}")
+        if size > MAX_SIZE:
+            raise DatasetError(
+                f"{spec.name}: size = {size} exceeds the limit of {MAX_SIZE} pixels per side"
+            )
         try:
             item_seed(seed)
         except ValueError as exc:

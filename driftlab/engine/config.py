@@ -364,6 +364,9 @@ class DatasetSection:
         1.0, check=check_number(0, 1, low_open=True), doc="light level in (0, 1]"
     )
     options: dict[str, Any] = setting(factory=dict, doc="loader options")
+    camera: str | None = setting(
+        None, doc="camera profile the data was captured with (default: the dataset's own)"
+    )
 
 
 @attrs.frozen(kw_only=True)

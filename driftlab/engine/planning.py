@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
 import numpy as np
 
 from driftlab.datasets.base import DatasetError, DatasetSpec, RawDataset
@@ -67,6 +68,13 @@ def open_dataset(
     except RegistryError as exc:
         raise ConfigError(f"{where}.name: {exc}") from None
     level = section.intensity if intensity is None else intensity
+    camera = getattr(section, "camera", None)
+    if camera is not None:
+        try:
+            registry.camera(camera)
+        except RegistryError as exc:
+            raise ConfigError(f"{where}.camera: {exc}") from None
+        spec = attrs.evolve(spec, camera=camera)
     try:
         dataset = spec.open(
             section.data_root, intensity=level, registry=registry, **section.options
@@ -207,10 +215,18 @@ def data_fingerprint(dataset: RawDataset) -> str:
 
     Reads every item once; the run identity uses it, so the same config on
     edited data is a different run, and a moved copy of the same data is not.
+
+    Raises
+    ------
+    ConfigError
+        An item cannot be read (naming it).
     """
     digest = hashlib.sha256()
     for index, item_id in enumerate(dataset.ids):
-        sample = dataset[index]
+        try:
+            sample = dataset[index]
+        except (DatasetError, ValueError, OSError) as exc:
+            raise ConfigError(f"[dataset]: item {item_id!r} cannot be read: {exc}") from None
         raw = np.ascontiguousarray(sample.raw)
         target = np.ascontiguousarray(np.asarray(sample.target))
         digest.update(f"{item_id}|{raw.dtype.str}|{raw.shape}|{target.dtype.str}|".encode())

@@ -89,6 +89,7 @@ class AttackJob:
     settings: dict[str, Any]
     clean: dict[str, float]
     metric: str
+    options: dict[str, Any] = attrs.field(factory=dict)
 
 
 def attack_cell(job: AttackJob, ctx: CellContext) -> CellOutput:
@@ -96,7 +97,9 @@ def attack_cell(job: AttackJob, ctx: CellContext) -> CellOutput:
     problem = job.problem.build(ctx)
     spec = job.problem.registry.get("attacks", job.attack)
     settings = AttackSettings(**{**job.settings, "lam": job.lam})
-    result = run_attack(spec, problem, settings, targets=list(job.targets), clean=job.clean)
+    result = run_attack(
+        spec, problem, settings, targets=list(job.targets), clean=job.clean, options=job.options
+    )
     row = {
         "attack": job.attack,
         "lam": job.lam,

@@ -173,6 +173,9 @@ class AttacksSection:
     population: int = setting(8, check=check_integer(1, 10_000))
     seed: int = setting(0, check=check_seed)
     samples: int = setting(4, check=check_integer(1, 64), identity=False)
+    options: dict[str, Any] = setting(
+        factory=dict, doc="per-attack options: [attacks.options.NAME] key = value"
+    )
 
 
 @attrs.frozen(kw_only=True)

@@ -141,7 +141,10 @@ class ForensicsExperiment:
         problem, clean = prepared.inputs["problem"], prepared.inputs["clean"]
         cells = []
         for attack, lam, targets in self._attack_cells(plan):
-            job = AttackJob(problem, attack, lam, targets, settings, clean, plan.metric)
+            job = AttackJob(
+                problem, attack, lam, targets, settings, clean, plan.metric,
+                options=plan.attack_options.get(attack, {}),
+            )  # fmt: skip
             cells.append(
                 Cell(
                     key=attack_key(attack, lam, targets),

@@ -32,7 +32,7 @@ from driftlab.forensics.model import (
     run_model_path,
 )
 from driftlab.pipeline import PipelineSpec, ResolvedPipeline, SpecError, resolve
-from driftlab.registry import Registry, RegistryError
+from driftlab.registry import Registry, RegistryError, suggest
 from driftlab.train.metrics import task_metric_name
 
 __all__ = ["ForensicsPlan", "data_fingerprint", "plan_forensics", "select_items"]
@@ -86,6 +86,7 @@ class ForensicsPlan:
     metric: str
     device: str
     output_channels: int
+    attack_options: dict[str, dict[str, Any]] = attrs.field(factory=dict)
 
 
 def data_fingerprint(ids: list[str], raw: np.ndarray, targets: np.ndarray) -> dict[str, str]:
@@ -168,6 +169,23 @@ def plan_forensics(config: ForensicsConfig, registry: Registry) -> ForensicsPlan
             attacks.append(registry.get("attacks", name))
         except RegistryError as exc:
             raise ConfigError(f"[attacks].names: {exc}") from None
+    attack_options: dict[str, dict[str, Any]] = {}
+    for name, options in at.options.items():
+        if name not in at.names:
+            raise ConfigError(
+                f"[attacks.options].{name}: options for an attack that is not run "
+                f"(names: {', '.join(at.names)}){suggest(name, at.names)}"
+            )
+        try:
+            attack_options[name] = registry.get("attacks", name).check_options(
+                options, where=f"[attacks.options].{name}"
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    if at.method == "cma" and any(not a.needs_gradients for a in attacks):
+        from driftlab.errors import require_extra
+
+        require_extra("cma", "cma", "the CMA-ES search ([attacks] method = 'cma')")
     ds_cfg = _dataset_section(config, run_cfg)
     if run_cfg is not None:
         model_name = run_cfg["model"]["name"]
@@ -257,4 +275,5 @@ def plan_forensics(config: ForensicsConfig, registry: Registry) -> ForensicsPlan
         metric=task_metric_name(dataset_spec.task),
         device=device,
         output_channels=channels,
+        attack_options=attack_options,
     )

@@ -27,8 +27,8 @@ from driftlab.registry import Registry
 from driftlab.synthesis.cells import RESULT_COLUMNS, SynthesisJob, synthesis_cell
 from driftlab.synthesis.config import SynthesisConfig
 from driftlab.synthesis.plan import SynthesisPlan, plan_synthesis
-from driftlab.verdicts.report import build_report
 from driftlab.verdicts.drift import summarize
+from driftlab.verdicts.report import build_report
 
 __all__ = ["SYNTHESIS", "SynthesisExperiment", "model_key"]
 
