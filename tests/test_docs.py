@@ -306,3 +306,17 @@ def test_concepts_names_the_twelve_data_models():
     missing = [name for name in PAPER_DATA_MODELS if f"`{name}`" not in text]
     assert missing == [], f"docs/concepts.md does not name the data models {missing}"
     assert " -> ".join(REFERENCE_SLOTS) in re.sub(r"\s+", " ", text)
+
+
+README = DOCS.parent / "README.md"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("line", "source"), fenced_blocks(README.read_text(), "python"))
+def test_readme_python_blocks_run_as_written(line, source, tmp_path, monkeypatch):
+    """README snippets run as a user runs them: from the repository root, as a script."""
+    (tmp_path / "examples").symlink_to(DOCS.parent / "examples")
+    monkeypatch.chdir(tmp_path)
+    code = compile(source, f"README.md (block at line {line})", "exec")
+    with torch.random.fork_rng(devices=[]):
+        exec(code, {"__name__": "__main__"})
