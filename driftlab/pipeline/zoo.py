@@ -37,7 +37,7 @@ REFERENCE_SLOTS: tuple[str, ...] = (
 # initials used in the paper's data-model names
 PAPER_INITIALS: dict[str, dict[str, str]] = {
     "demosaic": {"bilinear": "bi", "menon2007": "me", "malvar2004": "ma"},
-    "sharpen": {"sharpening_filter": "s", "unsharp_masking": "u"},
+    "sharpen": {"sharpening_filter": "s", "unsharp_masking": "u", "column_unsharp_masking": "uc"},
     "denoise": {"median": "me", "gaussian": "ga"},
 }
 

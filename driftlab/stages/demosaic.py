@@ -2,7 +2,7 @@
 
 Static forms call colour-demosaicing (Colour Developers). Its filters use
 :func:`scipy.ndimage.convolve` with the default ``reflect`` border, which the
-differentiable forms reproduce with :func:`driftlab.stages._filters.convolve2d`.
+differentiable forms reproduce with :func:`driftlab.stages.filters.convolve2d`.
 
 Border rule. Padding a Bayer mosaic with scipy's ``reflect`` (the edge
 sample repeated) flips the CFA phase at the border, so colour-demosaicing
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from colour_demosaicing import (
     demosaicing_CFA_Bayer_bilinear,
     demosaicing_CFA_Bayer_Malvar2004,
@@ -28,7 +29,7 @@ from colour_demosaicing import (
 )
 
 from driftlab.cfa import cfa_masks, cfa_masks_torch
-from driftlab.stages._filters import convolve2d, pad_symmetric
+from driftlab.stages.filters import convolve2d, pad_symmetric
 from driftlab.stages.base import StageContext, StageSpec
 
 K_RB = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], dtype=np.float64) / 4
@@ -231,6 +232,155 @@ def menon2007_static(x: np.ndarray, ctx: StageContext) -> np.ndarray:
     return _padded_static(demosaicing_CFA_Bayer_Menon2007, x, ctx.cfa, MARGIN["menon2007"])
 
 
+def menon2007_torch(x: torch.Tensor, ctx: StageContext) -> torch.Tensor:
+    """Differentiable Menon (2007) demosaicing: ``(B, 1, H, W)`` to ``(B, 3, H, W)``.
+
+    A transcription of colour-demosaicing's ``demosaicing_CFA_Bayer_Menon2007``
+    (with its refining step) into batched torch operations, applied after the
+    same phase-preserving padding as the static form, with the library's own
+    border rules inside the padded mosaic (whole-sample mirror for the 1-D
+    filters, zeros for the 5x5 classifier sums) and its order of floating-point
+    operations, so that in float64 both forms give the same directional
+    decisions and agree to rounding.
+
+    The a posteriori decision (horizontal or vertical green estimate, per
+    pixel, from the classifiers ``d_V >= d_H``) is a hard selection computed
+    without gradient; gradients flow through the selected branch of every
+    ``where``. The decision is piecewise constant in the input, so the form is
+    differentiable except on the measure-zero set where a classifier tie flips.
+    In float32 a near-tie may resolve differently from the float64 static
+    form; the equivalence contract is checked in float64.
+    """
+    return _padded_torch(_menon2007_core, x, ctx, MARGIN["menon2007"])
+
+
+# colour-demosaicing's Menon (2007) filters, centre tap first for the symmetric 1-D ones
+_MENON_H0 = (0.0, 0.5, 0.0)  # [0, 0.5, 0, 0.5, 0]
+_MENON_H1 = (0.5, 0.0, -0.25)  # [-0.25, 0, 0.5, 0, -0.25]
+_MENON_KB = (0.0, 0.5)  # [0.5, 0, 0.5]
+_MENON_FIR = (1.0 / 3.0, 1.0 / 3.0)  # ones(3) / 3
+_MENON_K = np.array(
+    [
+        [0.0, 0.0, 1.0, 0.0, 1.0],
+        [0.0, 0.0, 0.0, 1.0, 0.0],
+        [0.0, 0.0, 3.0, 0.0, 3.0],
+        [0.0, 0.0, 0.0, 1.0, 0.0],
+        [0.0, 0.0, 1.0, 0.0, 1.0],
+    ]
+)
+
+
+def _symmetric_taps_1d(x: torch.Tensor, taps: tuple[float, ...], dim: int) -> torch.Tensor:
+    """``scipy.ndimage.convolve1d(x, w, mode="mirror")`` for a symmetric ``w``.
+
+    ``taps`` are ``w``'s centre and right half. The sum is formed in scipy's
+    order for symmetric filters: ``x * w0``, then ``(x[-k] + x[+k]) * wk`` for
+    ``k`` from the outermost tap inwards, so float64 results are bit-identical.
+    """
+    radius = len(taps) - 1
+    n = x.shape[dim]
+    if dim == -1:
+        padded = pad_symmetric(x, 0, radius, mode="reflect")
+    else:
+        padded = pad_symmetric(x, radius, 0, mode="reflect")
+    out = x * taps[0]
+    for k in range(radius, 0, -1):
+        pair = padded.narrow(dim, radius - k, n) + padded.narrow(dim, radius + k, n)
+        out = out + pair * taps[k]
+    return out
+
+
+def _correlate_zero(x: torch.Tensor, kernel: np.ndarray) -> torch.Tensor:
+    """``scipy.ndimage.convolve(x, kernel, mode="constant")`` on ``(..., H, W)``.
+
+    scipy flips the kernel and sums ``weight * value`` over the non-zero
+    weights in raster order, starting from 0; this does the same.
+    """
+    flipped = kernel[::-1, ::-1]
+    ry, rx = flipped.shape[0] // 2, flipped.shape[1] // 2
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (rx, rx, ry, ry))
+    out = torch.zeros_like(x)
+    for a, b in zip(*np.nonzero(flipped), strict=True):
+        out = out + padded[..., a : a + h, b : b + w] * float(flipped[a, b])
+    return out
+
+
+def _menon2007_core(cfa: torch.Tensor, ctx: StageContext) -> torch.Tensor:
+    shape = tuple(cfa.shape[-2:])
+    masks = torch.as_tensor(cfa_masks(shape, ctx.cfa)[None], device=cfa.device)
+    r_m, g_m, b_m = masks[:, 0:1], masks[:, 1:2], masks[:, 2:3]
+    rc = {
+        k: torch.as_tensor(v.copy(), device=cfa.device)
+        for k, v in _row_col_masks(shape, ctx.cfa).items()
+    }
+    r_r, r_c, b_r, b_c = rc["red_rows"], rc["red_cols"], rc["blue_rows"], rc["blue_cols"]
+    zero = torch.zeros((), dtype=cfa.dtype, device=cfa.device)
+
+    def cnv_h(v: torch.Tensor, taps: tuple[float, ...]) -> torch.Tensor:
+        return _symmetric_taps_1d(v, taps, -1)
+
+    def cnv_v(v: torch.Tensor, taps: tuple[float, ...]) -> torch.Tensor:
+        return _symmetric_taps_1d(v, taps, -2)
+
+    r = torch.where(r_m, cfa, zero)
+    g = torch.where(g_m, cfa, zero)
+    b = torch.where(b_m, cfa, zero)
+    g_h = torch.where(g_m, g, cnv_h(cfa, _MENON_H0) + cnv_h(cfa, _MENON_H1))
+    g_v = torch.where(g_m, g, cnv_v(cfa, _MENON_H0) + cnv_v(cfa, _MENON_H1))
+
+    with torch.no_grad():  # the a posteriori decision: a hard, gradient-free selection
+        c_h = torch.where(b_m, b - g_h, torch.where(r_m, r - g_h, zero))
+        c_v = torch.where(b_m, b - g_v, torch.where(r_m, r - g_v, zero))
+        d_h = (c_h - pad_symmetric(c_h, 0, 2, mode="reflect")[..., 4:]).abs()
+        d_v = (c_v - pad_symmetric(c_v, 2, 0, mode="reflect")[..., 4:, :]).abs()
+        horizontal = _correlate_zero(d_v, _MENON_K.T) >= _correlate_zero(d_h, _MENON_K)
+    g = torch.where(horizontal, g_h, g_v)
+
+    kb = _MENON_KB
+    r = torch.where(g_m & r_r, g + cnv_h(r, kb) - cnv_h(g, kb), r)
+    r = torch.where(g_m & b_r, g + cnv_v(r, kb) - cnv_v(g, kb), r)
+    b = torch.where(g_m & b_r, g + cnv_h(b, kb) - cnv_h(g, kb), b)
+    b = torch.where(g_m & r_r, g + cnv_v(b, kb) - cnv_v(g, kb), b)
+    r = torch.where(
+        b_r & b_m,
+        torch.where(
+            horizontal, b + cnv_h(r, kb) - cnv_h(b, kb), b + cnv_v(r, kb) - cnv_v(b, kb)
+        ),
+        r,
+    )
+    b = torch.where(
+        r_r & r_m,
+        torch.where(
+            horizontal, r + cnv_h(b, kb) - cnv_h(r, kb), r + cnv_v(b, kb) - cnv_v(r, kb)
+        ),
+        b,
+    )
+
+    # refining step (colour-demosaicing refining_step_Menon2007)
+    def directional(v: torch.Tensor) -> torch.Tensor:
+        return torch.where(horizontal, cnv_h(v, _MENON_FIR), cnv_v(v, _MENON_FIR))
+
+    r_g, b_g = r - g, b - g
+    b_g_m = torch.where(b_m, directional(b_g), zero)
+    r_g_m = torch.where(r_m, directional(r_g), zero)
+    g = torch.where(r_m, r - r_g_m, g)
+    g = torch.where(b_m, b - b_g_m, g)
+    r_g, b_g = r - g, b - g
+    r_g_m = torch.where(g_m & b_r, cnv_v(r_g, kb), r_g_m)
+    r = torch.where(g_m & b_r, g + r_g_m, r)
+    r_g_m = torch.where(g_m & b_c, cnv_h(r_g, kb), r_g_m)
+    r = torch.where(g_m & b_c, g + r_g_m, r)
+    b_g_m = torch.where(g_m & r_r, cnv_v(b_g, kb), b_g_m)
+    b = torch.where(g_m & r_r, g + b_g_m, b)
+    b_g_m = torch.where(g_m & r_c, cnv_h(b_g, kb), b_g_m)
+    b = torch.where(g_m & r_c, g + b_g_m, b)
+    r_b = directional(r - b)
+    r = torch.where(b_m, b + r_b, r)
+    b = torch.where(r_m, r - r_b, b)
+    return torch.cat([r, g, b], dim=1)
+
+
 _COMMON = {"input_kind": "mosaic", "output_kind": "rgb"}
 
 STAGES = [
@@ -255,8 +405,9 @@ STAGES = [
     StageSpec(
         slot="demosaic",
         variant="menon2007",
-        doc="directional filtering with a posteriori decision (static only)",
+        doc="directional filtering with a posteriori decision and refining step",
         static=menon2007_static,
+        differentiable=menon2007_torch,
         reference="Menon, Andriani and Calvagno, IEEE TIP 2007; colour-demosaicing",
         **_COMMON,
     ),

@@ -2,7 +2,13 @@
 
 Both forms convert RGB to YUV with scikit-image's ``rgb2yuv`` matrix, filter
 Y, and convert back with its inverse; U and V pass through unchanged. All
-filters use scipy's ``reflect`` border rule in both forms.
+filters use scipy's ``reflect`` border rule (half-sample symmetric, the edge
+pixel repeated) in both forms. None of them clips: the gamma stage does.
+
+Border rule of the paper's code. The released code of Oala et al. (TMLR 2023)
+convolved Y with the sharpening kernel zero-filled at the borders
+(``scipy.signal.convolve2d(..., "same", boundary="fill")``), which darkens the
+outermost rows and columns; driftlab reflects instead, in both forms.
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ import torch
 from skimage.filters import unsharp_mask
 
 from driftlab.params import Domain, ParamSpec
-from driftlab.stages._filters import (
+from driftlab.stages.filters import (
     convolve2d,
     gaussian_blur,
+    median3x3,
     rgb_to_yuv,
     rgb_to_yuv_numpy,
     yuv_to_rgb,
@@ -101,10 +108,14 @@ def sharpening_filter_torch(
 def unsharp_masking_static(
     x: np.ndarray, ctx: StageContext, *, radius: np.ndarray, amount: np.ndarray
 ) -> np.ndarray:
-    """Unsharp masking of Y with scikit-image ``filters.unsharp_mask``.
+    """Range-preserving unsharp masking of Y (scikit-image ``filters.unsharp_mask``).
 
-    ``Y' = clip(Y + amount * (Y - G_radius * Y))``, where the clip range is
-    [0, 1], or [-1, 1] when Y has negative values (scikit-image's rule).
+    ``Y' = Y + amount * (Y - G_radius * Y)``, with ``G_radius`` a 2-D
+    Gaussian of standard deviation ``radius`` (scipy ``reflect`` borders,
+    truncated at 4 sigma), computed by ``unsharp_mask(..., preserve_range=True)``.
+    Not clipped: without ``preserve_range`` scikit-image clips the whole
+    image to [0, 1], or to [-1, 1] when any luma value is negative, a switch
+    that depends on every pixel; the gamma stage clips instead.
 
     Parameters
     ----------
@@ -118,28 +129,68 @@ def unsharp_masking_static(
     Returns
     -------
     numpy.ndarray
-        ``(3, H, W)`` float64.
+        ``(3, H, W)`` float64, not clipped.
 
     References
     ----------
     Maria Petrou and Costas Petrou, "Image Processing: The Fundamentals",
-    2nd ed., 2010, p. 357.
+    2nd ed., 2010, p. 357; scikit-image ``filters.unsharp_mask``.
     """
-    return _on_luma_static(x, lambda y: unsharp_mask(y, radius=float(radius), amount=float(amount)))
+    return _on_luma_static(
+        x,
+        lambda y: unsharp_mask(y, radius=float(radius), amount=float(amount), preserve_range=True),
+    )
 
 
 def unsharp_masking_torch(
     x: torch.Tensor, ctx: StageContext, *, radius: torch.Tensor, amount: torch.Tensor
 ) -> torch.Tensor:
-    """Differentiable :func:`unsharp_masking_static`, ``(B, 3, H, W)``."""
+    """Differentiable :func:`unsharp_masking_static`, ``(B, 3, H, W)``, not clipped."""
+    return _on_luma_torch(x, lambda y: y + (y - gaussian_blur(y, radius)) * amount)
 
-    def filt(y: torch.Tensor) -> torch.Tensor:
-        sharpened = y + (y - gaussian_blur(y, radius)) * amount
-        negative = (y < 0).flatten(1).any(dim=1)[:, None, None, None]
-        low = torch.where(negative, -1.0, 0.0).to(y.dtype)
-        return torch.clamp(sharpened, min=low, max=torch.ones_like(low))
 
-    return _on_luma_torch(x, filt)
+def column_unsharp_masking_static(
+    x: np.ndarray, ctx: StageContext, *, radius: np.ndarray, amount: np.ndarray
+) -> np.ndarray:
+    """Unsharp masking of Y with a 1-D Gaussian down each column, unclipped (the paper's code).
+
+    ``Y'[:, j] = Y[:, j] + amount * (Y[:, j] - g_radius * Y[:, j])`` for every
+    column ``j``, ``g_radius`` a 1-D Gaussian (scipy ``reflect`` borders,
+    truncated at 4 sigma). This is what the released code of Oala et al.
+    (TMLR 2023) computed: it called scikit-image 0.18's
+    ``unsharp_mask(Y, radius, amount, multichannel=True)`` on the 2-D luma,
+    which takes the last axis for colour channels and so filters each column
+    as a 1-D signal, without clipping: scikit-image's
+    ``unsharp_mask(column, radius, amount, preserve_range=True)`` on every
+    column.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        ``(3, H, W)`` float64 RGB.
+    radius : numpy.ndarray
+        Scalar Gaussian sigma in pixels, along the columns.
+    amount : numpy.ndarray
+        Scalar detail gain.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(3, H, W)`` float64, not clipped.
+    """
+
+    def filt(y: np.ndarray) -> np.ndarray:
+        blurred = ndi.gaussian_filter1d(y, float(radius), axis=0, mode="reflect", truncate=4.0)
+        return y + (y - blurred) * float(amount)
+
+    return _on_luma_static(x, filt)
+
+
+def column_unsharp_masking_torch(
+    x: torch.Tensor, ctx: StageContext, *, radius: torch.Tensor, amount: torch.Tensor
+) -> torch.Tensor:
+    """Differentiable :func:`column_unsharp_masking_static`, ``(B, 3, H, W)``, not clipped."""
+    return _on_luma_torch(x, lambda y: y + (y - gaussian_blur(y, radius, axes="y")) * amount)
 
 
 def gaussian_static(x: np.ndarray, ctx: StageContext, *, sigma: np.ndarray) -> np.ndarray:
@@ -166,7 +217,7 @@ def gaussian_torch(x: torch.Tensor, ctx: StageContext, *, sigma: torch.Tensor) -
 
 
 def median_static(x: np.ndarray, ctx: StageContext) -> np.ndarray:
-    """3x3 median filter on Y (scipy ``ndimage.median_filter``, reflect); static only.
+    """3x3 median filter on Y (scipy ``ndimage.median_filter(size=3)``, reflect).
 
     Parameters
     ----------
@@ -179,6 +230,16 @@ def median_static(x: np.ndarray, ctx: StageContext) -> np.ndarray:
         ``(3, H, W)`` float64.
     """
     return _on_luma_static(x, lambda y: ndi.median_filter(y, size=3, mode="reflect"))
+
+
+def median_torch(x: torch.Tensor, ctx: StageContext) -> torch.Tensor:
+    """Differentiable :func:`median_static`, ``(B, 3, H, W)``.
+
+    The 3x3 window of Y (reflect borders) is sorted and its fifth element
+    taken (:func:`driftlab.stages.filters.median3x3`), so the gradient flows
+    to the selected element of the sorted window.
+    """
+    return _on_luma_torch(x, median3x3)
 
 
 STAGES = [
@@ -194,11 +255,23 @@ STAGES = [
     StageSpec(
         slot="sharpen",
         variant="unsharp_masking",
-        doc="unsharp masking on Y (scikit-image unsharp_mask)",
+        doc="range-preserving unsharp masking on Y (2-D Gaussian, not clipped)",
         params=(RADIUS, AMOUNT),
         static=unsharp_masking_static,
         differentiable=unsharp_masking_torch,
-        reference="Petrou and Petrou 2010; scikit-image filters.unsharp_mask",
+        reference="Petrou and Petrou 2010; scikit-image filters.unsharp_mask(preserve_range=True)",
+    ),
+    StageSpec(
+        slot="sharpen",
+        variant="column_unsharp_masking",
+        doc="unsharp masking on Y with a 1-D Gaussian down each column, unclipped (paper's code)",
+        params=(RADIUS, AMOUNT),
+        static=column_unsharp_masking_static,
+        differentiable=column_unsharp_masking_torch,
+        reference=(
+            "Oala et al., TMLR 2023, released code: scikit-image 0.18 "
+            "unsharp_mask(multichannel=True) on the 2-D luma"
+        ),
     ),
     StageSpec(
         slot="denoise",
@@ -212,8 +285,9 @@ STAGES = [
     StageSpec(
         slot="denoise",
         variant="median",
-        doc="3x3 median filter on Y (static only)",
+        doc="3x3 median filter on Y",
         static=median_static,
+        differentiable=median_torch,
         reference="scipy.ndimage.median_filter",
     ),
 ]
