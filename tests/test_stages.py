@@ -11,8 +11,8 @@ from skimage.color import rgb2yuv, yuv2rgb
 from driftlab.cfa import CFA_PATTERNS, cfa_masks
 from driftlab.registry import get_registry
 from driftlab.stages import BUILTIN_STAGES
-from driftlab.stages.filters import pad_symmetric, rgb_to_yuv_numpy, yuv_to_rgb_numpy
 from driftlab.stages.base import StageContext
+from driftlab.stages.filters import pad_symmetric, rgb_to_yuv_numpy, yuv_to_rgb_numpy
 from driftlab.verify import verify_stage
 
 BOTH_FORMS = [s for s in BUILTIN_STAGES if len(s.forms) == 2]
@@ -158,7 +158,9 @@ def test_unsharp_masking_is_range_preserving_without_image_wide_clip_switch():
     other = stage.static(with_negative, StageContext(), **params)
     np.testing.assert_allclose(other[:, 4:7, 4:7], positive[:, 4:7, 4:7], atol=1e-12)
     torch_params = {k: torch.as_tensor(v) for k, v in params.items()}
-    diff = stage.differentiable(torch.as_tensor(with_negative[None]), StageContext(), **torch_params)
+    diff = stage.differentiable(
+        torch.as_tensor(with_negative[None]), StageContext(), **torch_params
+    )
     np.testing.assert_allclose(diff[0].numpy(), other, atol=1e-12)
 
 

@@ -29,8 +29,8 @@ from colour_demosaicing import (
 )
 
 from driftlab.cfa import cfa_masks, cfa_masks_torch
-from driftlab.stages.filters import convolve2d, pad_symmetric
 from driftlab.stages.base import StageContext, StageSpec
+from driftlab.stages.filters import convolve2d, pad_symmetric
 
 K_RB = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], dtype=np.float64) / 4
 K_G = np.array([[0, 1, 0], [1, 4, 1], [0, 1, 0]], dtype=np.float64) / 4
@@ -344,16 +344,12 @@ def _menon2007_core(cfa: torch.Tensor, ctx: StageContext) -> torch.Tensor:
     b = torch.where(g_m & r_r, g + cnv_v(b, kb) - cnv_v(g, kb), b)
     r = torch.where(
         b_r & b_m,
-        torch.where(
-            horizontal, b + cnv_h(r, kb) - cnv_h(b, kb), b + cnv_v(r, kb) - cnv_v(b, kb)
-        ),
+        torch.where(horizontal, b + cnv_h(r, kb) - cnv_h(b, kb), b + cnv_v(r, kb) - cnv_v(b, kb)),
         r,
     )
     b = torch.where(
         r_r & r_m,
-        torch.where(
-            horizontal, r + cnv_h(b, kb) - cnv_h(r, kb), r + cnv_v(b, kb) - cnv_v(r, kb)
-        ),
+        torch.where(horizontal, r + cnv_h(b, kb) - cnv_h(r, kb), r + cnv_v(b, kb) - cnv_v(r, kb)),
         b,
     )
 

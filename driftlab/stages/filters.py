@@ -241,12 +241,12 @@ def convolve2d(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 
 
 def gaussian_radius(sigma: float, truncate: float = 4.0) -> int:
-    """Kernel half-width that :func:`scipy.ndimage.gaussian_filter` uses: ``int(truncate sigma + 0.5)``."""
+    """Kernel half-width of :func:`scipy.ndimage.gaussian_filter`: ``int(truncate sigma + 0.5)``."""
     return int(truncate * float(sigma) + 0.5)
 
 
 def gaussian_kernel1d(sigma: torch.Tensor, radius: int) -> torch.Tensor:
-    """Normalised 1-D Gaussian weights ``(2 radius + 1,)`` as in scipy, differentiable in ``sigma``."""
+    """Normalised 1-D Gaussian weights ``(2 radius + 1,)`` as in scipy, differentiable in sigma."""
     x = torch.arange(-radius, radius + 1, dtype=sigma.dtype, device=sigma.device)
     phi = torch.exp(-0.5 * x**2 / sigma**2)
     return phi / phi.sum()

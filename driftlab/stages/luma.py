@@ -21,6 +21,7 @@ import torch
 from skimage.filters import unsharp_mask
 
 from driftlab.params import Domain, ParamSpec
+from driftlab.stages.base import StageContext, StageSpec
 from driftlab.stages.filters import (
     convolve2d,
     gaussian_blur,
@@ -30,7 +31,6 @@ from driftlab.stages.filters import (
     yuv_to_rgb,
     yuv_to_rgb_numpy,
 )
-from driftlab.stages.base import StageContext, StageSpec
 
 SHARPEN_KERNEL = ((0.0, -1.0, 0.0), (-1.0, 5.0, -1.0), (0.0, -1.0, 0.0))
 
