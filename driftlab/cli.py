@@ -254,9 +254,11 @@ def verify(
 @click.option(
     "--pipelines",
     "selection",
-    default="all",
+    multiple=True,
+    default=("all",),
     show_default=True,
-    help="'all', names such as 'bi,s,me,ma,u,ga', or pipeline TOML files (comma-separated).",
+    help="'all', names such as 'bi,s,me,ma,u,ga', or pipeline TOML files "
+    "(separated by ',' or ';', or repeat the option).",
 )
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--shape", help="HEIGHTxWIDTH of a headerless .raw file, e.g. 1080x1920.")
@@ -272,10 +274,10 @@ def verify(
 @click.option("--color-matrix", help="Nine numbers, row-major 3x3.")
 @click.option(
     "--form",
-    type=click.Choice(["static", "differentiable"]),
-    default="static",
+    type=click.Choice(["fast", "static", "differentiable"]),
+    default="fast",
     show_default=True,
-    help="Render with the numpy or the torch implementation.",
+    help="Render with the fast batched path, the numpy reference or the torch form.",
 )
 @click.option("--device", default="auto", show_default=True, help="Torch device: auto, cpu, cuda.")
 @click.option(
@@ -287,7 +289,7 @@ def verify(
 )
 def render(
     raw: Path,
-    selection: str,
+    selection: tuple[str, ...],
     out_dir: Path,
     shape: str | None,
     bits: int | None,

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 
 import driftlab
 from driftlab.cache import (
@@ -37,9 +38,9 @@ def test_views_are_rendered_once_and_reused(tmp_path, dataset):
     assert second.keys == first.keys and second.total == 10
     assert set(first.keys) == {"bi,s,ga", "ma,u,me"}
     pipeline = build_static(PIPELINES[1], dataset.spec.camera)
-    for i in range(len(dataset)):
-        expected = pipeline(dataset[i].raw).astype(np.float32)
-        assert np.array_equal(cache.load(first.keys["ma,u,me"][i]), expected)
+    for i in range(len(dataset)):  # the fast path matches the static reference
+        expected = pipeline(dataset[i].raw)
+        np.testing.assert_allclose(cache.load(first.keys["ma,u,me"][i]), expected, atol=1e-6)
     files = list((tmp_path / "views").rglob("*.view"))
     assert len(files) == 10
     assert first.summary()["rendered"] == 10
@@ -98,6 +99,56 @@ def test_stale_temporary_file_is_ignored_and_cleaned(tmp_path, dataset):
     assert cache.clean_temp(older_than=3600) == 0  # too recent: might belong to a live writer
     assert cache.clean_temp(older_than=0) == 1
     assert not stale.exists()
+
+
+def test_temporary_file_of_a_dead_writer_is_cleaned_on_the_next_render(tmp_path, dataset):
+    from driftlab.cache import _HOST
+
+    cache = ViewCache(tmp_path)
+    key = cache.key(dataset[0].raw, build_static(PIPELINES[0], dataset.spec.camera))
+    folder = cache.path(key).parent
+    folder.mkdir(parents=True)
+    # a pid far above any pid_max: a writer that is certainly gone
+    dead = folder / f"{TEMP_PREFIX}99999999@{_HOST}-{key[:16]}-0123abcd"
+    dead.write_bytes(MAGIC + b"half a view")
+    live = folder / f"{TEMP_PREFIX}{os.getpid()}@{_HOST}-{key[:16]}-4567cdef"
+    live.write_bytes(MAGIC + b"being written")  # this process: a live writer
+    other_host = folder / f"{TEMP_PREFIX}99999999@elsewhere-{key[:16]}-89abcdef"
+    other_host.write_bytes(MAGIC)
+    cache.render(dataset, PIPELINES[:1], progress=False)
+    assert not dead.exists()
+    assert live.exists() and other_host.exists()  # recent and not provably dead
+
+
+def test_view_files_get_the_permissions_of_any_new_file(tmp_path, dataset):
+    previous = os.umask(0o022)
+    try:
+        cache = ViewCache(tmp_path)
+        keys = cache.render(dataset, PIPELINES[:1], progress=False).keys["bi,s,ga"]
+    finally:
+        os.umask(previous)
+    mode = cache.path(keys[0]).stat().st_mode & 0o777
+    assert mode == 0o644, oct(mode)
+    assert not list(tmp_path.rglob(f"{TEMP_PREFIX}*"))
+
+
+def test_keys_name_the_renderer(tmp_path, dataset):
+    from driftlab.cache import RENDERER
+
+    cache = ViewCache(tmp_path)
+    assert RENDERER in cache.key_part(build_static(PIPELINES[0], dataset.spec.camera))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_views_rendered_on_cuda_match_the_cpu_ones(tmp_path, dataset):
+    cpu = ViewCache(tmp_path / "cpu").render(dataset, PIPELINES, progress=False)
+    gpu_cache = ViewCache(tmp_path / "gpu")
+    gpu = gpu_cache.render(dataset, PIPELINES, progress=False, device="cuda")
+    assert gpu.keys == cpu.keys and gpu.rendered == 10
+    for name in cpu.keys:
+        for key in cpu.keys[name]:
+            cpu_view = ViewCache(tmp_path / "cpu").load(key)
+            np.testing.assert_allclose(gpu_cache.load(key), cpu_view, atol=1e-5)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "empty"])

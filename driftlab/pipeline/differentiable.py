@@ -7,11 +7,13 @@ parameters as ``nn.Parameter`` objects.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
 from driftlab.camera import CameraParams
 from driftlab.params import Domain
+from driftlab.pipeline.outputs import check_stage_output, expected_output_shape
 from driftlab.pipeline.resolve import ResolvedPipeline, resolve
 from driftlab.pipeline.spec import PipelineSpec, SpecError, StageConfig
 from driftlab.registry import Registry
@@ -82,11 +84,25 @@ class DifferentiablePipeline(nn.Module):
         ------
         driftlab.validation.RawInputError
             Wrong shape, odd sides, NaN/Inf or values out of range.
+        driftlab.pipeline.outputs.StageOutputError
+            A stage returned the wrong shape or dtype, or a plugin stage
+            returned NaN/Inf values (naming the stage and its plugin).
         """
         x = validate_raw_batch(raw, allow_out_of_range=allow_out_of_range)
+        b, _, h, w = x.shape
         steps: dict[str, torch.Tensor] = {}
-        for name, stage in self.stages.items():
+        for resolved, (name, stage) in zip(self.resolved.stages, self.stages.items(), strict=True):
+            dtype = x.dtype
             x = stage(x)
+            # built-in stages are verified; a plugin stage's output is also checked for NaN/Inf
+            check_stage_output(
+                resolved,
+                x,
+                "differentiable",
+                expected_output_shape(resolved, h, w, batch=b),
+                dtype,
+                finite=not resolved.plugin.startswith("driftlab.builtin"),
+            )
             if intermediates:
                 steps[name] = x
         return (x, steps) if intermediates else x
@@ -107,6 +123,57 @@ class DifferentiablePipeline(nn.Module):
             for name, stage in self.stages.items()
             for pname in stage.learnable
         }
+
+    def current_values(self) -> dict[str, dict[str, np.ndarray]]:
+        """Every stage parameter's current value, ``{stage name: {param: float64 array}}``."""
+        return {
+            name: {k: v.detach().cpu().double().numpy() for k, v in stage.param_tensors().items()}
+            for name, stage in self.stages.items()
+        }
+
+    def render_fast(
+        self,
+        raw: torch.Tensor | np.ndarray,
+        *,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype = torch.float32,
+        linear_dtype: torch.dtype = torch.float64,
+        allow_out_of_range: bool = False,
+    ) -> torch.Tensor:
+        """Views with the current parameter values, by the fast render path (no autograd).
+
+        The same views as :meth:`forward` (within the fast path's agreement
+        with the static reference, see :mod:`driftlab.pipeline.batched`),
+        much faster, for evaluation during attacks and training.
+
+        Parameters
+        ----------
+        raw : torch.Tensor or numpy.ndarray
+            ``(B, 1, H, W)``, ``(B, H, W)`` or ``(H, W)`` mosaics in [0, 1].
+        device : str or torch.device, optional
+            Where to render; default the device of the pipeline's parameters.
+        dtype, linear_dtype : torch.dtype
+            Output dtype and dtype of the linear arithmetic (see
+            :class:`~driftlab.pipeline.batched.FastRenderer`).
+
+        Returns
+        -------
+        torch.Tensor
+            ``(B, 3, H, W)`` views in ``dtype``, not attached to any graph.
+        """
+        from driftlab.pipeline.batched import FastRenderer
+
+        if device is None:
+            tensors = [*self.parameters(), *self.buffers()]
+            device = tensors[0].device if tensors else torch.device("cpu")
+        renderer = FastRenderer(
+            self.resolved,
+            device=device,
+            dtype=dtype,
+            linear_dtype=linear_dtype,
+            values=self.current_values(),
+        )
+        return renderer(raw, allow_out_of_range=allow_out_of_range)
 
     @torch.no_grad()
     def project_(self) -> None:

@@ -19,6 +19,8 @@ this. Inside the image the result equals colour-demosaicing's.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -28,9 +30,9 @@ from colour_demosaicing import (
     demosaicing_CFA_Bayer_Menon2007,
 )
 
-from driftlab.cfa import cfa_masks, cfa_masks_torch
+from driftlab.cfa import cfa_masks, cfa_masks_torch, check_cfa
 from driftlab.stages.base import StageContext, StageSpec
-from driftlab.stages.filters import convolve2d, pad_symmetric
+from driftlab.stages.filters import convolve2d, pad_symmetric, split_sites_torch
 
 K_RB = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], dtype=np.float64) / 4
 K_G = np.array([[0, 1, 0], [1, 4, 1], [0, 1, 0]], dtype=np.float64) / 4
@@ -118,12 +120,14 @@ def bilinear_static(x: np.ndarray, ctx: StageContext) -> np.ndarray:
 def bilinear_torch(x: torch.Tensor, ctx: StageContext) -> torch.Tensor:
     """Differentiable bilinear demosaicing: ``(B, 1, H, W)`` to ``(B, 3, H, W)``.
 
-    Splits the mosaic into three sparse colour planes and convolves R and B
-    with ``k_rb = [[1,2,1],[2,4,2],[1,2,1]]/4`` and G with
-    ``k_g = [[0,1,0],[1,4,1],[0,1,0]]/4``, after the phase-preserving mirror
-    padding described in the module docstring.
+    The linear map of colour-demosaicing's bilinear filters (R and B
+    convolved with ``k_rb = [[1,2,1],[2,4,2],[1,2,1]]/4``, G with
+    ``k_g = [[0,1,0],[1,4,1],[0,1,0]]/4`` on the sparse colour planes),
+    evaluated as one convolution of the four CFA site planes
+    (:func:`demosaic_site_planes`) after the phase-preserving mirror padding
+    described in the module docstring.
     """
-    return _padded_torch(_bilinear_core, x, ctx, MARGIN["bilinear"])
+    return demosaic_site_planes(x, site_plane_weights("bilinear", ctx.cfa))
 
 
 def _bilinear_core(x: torch.Tensor, ctx: StageContext) -> torch.Tensor:
@@ -176,9 +180,95 @@ def malvar2004_torch(x: torch.Tensor, ctx: StageContext) -> torch.Tensor:
 
     The same four 5x5 gradient-corrected filters and per-site selections as
     colour-demosaicing, after the same phase-preserving padding, so both
-    forms agree.
+    forms agree; evaluated as one convolution of the four CFA site planes
+    (:func:`demosaic_site_planes`).
     """
-    return _padded_torch(_malvar2004_core, x, ctx, MARGIN["malvar2004"])
+    return demosaic_site_planes(x, site_plane_weights("malvar2004", ctx.cfa))
+
+
+LINEAR_VARIANTS: tuple[str, ...] = ("bilinear", "malvar2004")
+
+
+@functools.lru_cache(maxsize=16)
+def site_plane_weights(variant: str, cfa: str) -> np.ndarray:
+    """Weights of a linear demosaic as a convolution of CFA site planes.
+
+    A linear demosaic (bilinear, Malvar 2004) computes each colour at each
+    CFA site as a fixed linear combination of the mosaic within 2 pixels,
+    which is a 3x3 neighbourhood of the four site planes (see
+    :func:`driftlab.stages.filters.split_sites`). The weights are read off
+    the per-pixel reference implementation (sparse colour planes and 5x5
+    kernels) by its response to unit impulses, in float64, so both describe
+    the same map.
+
+    Parameters
+    ----------
+    variant : {"bilinear", "malvar2004"}
+    cfa : str
+        CFA pattern.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(12, 4, 3, 3)`` float64, read-only: output channel ``4 * colour +
+        site`` (colour 0..2 = R, G, B; site in raster order of the 2x2
+        block), input channel = input site, then the plane offsets ``-1..1``
+        in y and x (a correlation, as :func:`torch.nn.functional.conv2d`).
+        Cached per ``(variant, cfa)`` (at most 16 entries).
+
+    Raises
+    ------
+    ValueError
+        Unknown variant or CFA pattern.
+    """
+    core = {"bilinear": _bilinear_core, "malvar2004": _malvar2004_core}.get(variant)
+    if core is None:
+        raise ValueError(f"site_plane_weights: not a linear demosaic: {variant!r}")
+    ctx = StageContext(cfa=check_cfa(cfa))
+    weights = np.zeros((3, 4, 4, 3, 3))  # colour, out site, in site, u, v
+    for s_in in range(4):
+        c, d = divmod(s_in, 2)
+        impulse = torch.zeros((1, 1, 16, 16), dtype=torch.float64)
+        impulse[0, 0, 8 + c, 8 + d] = 1.0
+        response = core(impulse, ctx)[0].numpy()
+        for s_out in range(4):
+            a, b = divmod(s_out, 2)
+            for u in (-1, 0, 1):
+                for v in (-1, 0, 1):
+                    weights[:, s_out, s_in, u + 1, v + 1] = response[
+                        :, 2 * (4 - u) + a, 2 * (4 - v) + b
+                    ]
+    out = weights.reshape(12, 4, 3, 3)
+    out.setflags(write=False)
+    return out
+
+
+def demosaic_site_planes(x: torch.Tensor, weights: np.ndarray) -> torch.Tensor:
+    """Apply a linear demosaic given by :func:`site_plane_weights`.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(B, 1, H, W)`` mosaics, H and W even.
+    weights : numpy.ndarray
+        ``(3 * 4, 4, 3, 3)`` site-plane weights.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, 3, H, W)``, same dtype and device; differentiable in ``x``.
+    """
+    planes = split_sites_torch(pad_symmetric(x, 2, 2, mode="reflect"))
+    kernel = torch.tensor(weights, dtype=x.dtype, device=x.device)
+    out = F.conv2d(planes, kernel)  # (B, 12, H/2, W/2)
+    return merge_site_channels(out, 3)
+
+
+def merge_site_channels(planes: torch.Tensor, quantities: int) -> torch.Tensor:
+    """``(B, Q * 4, h, w)`` site planes (channel ``4 q + site``) to ``(B, Q, 2h, 2w)``."""
+    b, _, h, w = planes.shape
+    blocks = planes.reshape(b, quantities, 2, 2, h, w).permute(0, 1, 4, 2, 5, 3)
+    return blocks.reshape(b, quantities, 2 * h, 2 * w)
 
 
 def _malvar2004_core(x: torch.Tensor, ctx: StageContext) -> torch.Tensor:

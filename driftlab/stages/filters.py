@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "MAX_KERNEL_RADIUS",
     "RGB_FROM_YUV",
     "YUV_FROM_RGB",
     "check_mosaic",
@@ -240,9 +241,30 @@ def convolve2d(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return F.conv2d(padded, weight, groups=b * c).reshape(b, c, h, w)
 
 
-def gaussian_radius(sigma: float, truncate: float = 4.0) -> int:
-    """Kernel half-width of :func:`scipy.ndimage.gaussian_filter`: ``int(truncate sigma + 0.5)``."""
-    return int(truncate * float(sigma) + 0.5)
+MAX_KERNEL_RADIUS = 256
+"""Largest filter half-width in pixels the helpers build (a Gaussian sigma up to 63.9 px)."""
+
+
+def gaussian_radius(sigma: float, truncate: float = 4.0, name: str = "sigma") -> int:
+    """Kernel half-width of :func:`scipy.ndimage.gaussian_filter`: ``int(truncate sigma + 0.5)``.
+
+    Raises
+    ------
+    ValueError
+        ``sigma`` not a finite number > 0, or a half-width above
+        :data:`MAX_KERNEL_RADIUS` (which would allocate kernels and padded
+        copies of that size); the message names ``name``.
+    """
+    value = float(sigma)
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0 px, got {value!r}")
+    radius = int(truncate * value + 0.5)
+    if radius > MAX_KERNEL_RADIUS:
+        raise ValueError(
+            f"{name} = {value:g} px gives a Gaussian kernel half-width of {radius} px; at most "
+            f"{MAX_KERNEL_RADIUS} px is supported ({name} <= {MAX_KERNEL_RADIUS / truncate:g} px)"
+        )
+    return radius
 
 
 def gaussian_kernel1d(sigma: torch.Tensor, radius: int) -> torch.Tensor:

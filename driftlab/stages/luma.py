@@ -23,12 +23,13 @@ from skimage.filters import unsharp_mask
 from driftlab.params import Domain, ParamSpec
 from driftlab.stages.base import StageContext, StageSpec
 from driftlab.stages.filters import (
+    RGB_FROM_YUV,
+    YUV_FROM_RGB,
     convolve2d,
     gaussian_blur,
+    gaussian_radius,
     median3x3,
-    rgb_to_yuv,
     rgb_to_yuv_numpy,
-    yuv_to_rgb,
     yuv_to_rgb_numpy,
 )
 
@@ -68,6 +69,14 @@ SIGMA = ParamSpec(
 )
 
 
+def _check_sigma(ctx: StageContext, *, sigma: np.ndarray) -> None:
+    gaussian_radius(float(sigma), name="sigma")
+
+
+def _check_radius(ctx: StageContext, *, radius: np.ndarray, amount: np.ndarray) -> None:
+    gaussian_radius(float(radius), name="radius")
+
+
 def _on_luma_static(x: np.ndarray, filt: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     yuv = rgb_to_yuv_numpy(x)
     yuv[0] = filt(yuv[0])
@@ -75,9 +84,12 @@ def _on_luma_static(x: np.ndarray, filt: Callable[[np.ndarray], np.ndarray]) -> 
 
 
 def _on_luma_torch(x: torch.Tensor, filt: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    yuv = rgb_to_yuv(x)
-    y = filt(yuv[:, 0:1])
-    return yuv_to_rgb(torch.cat([y, yuv[:, 1:]], dim=1))
+    # yuv2rgb(Y', U, V) = x + yuv2rgb[:, 0] * (Y' - Y): one luma reduction and one
+    # broadcast add instead of two full colour conversions (the same map up to rounding)
+    luma_row = torch.tensor(YUV_FROM_RGB[0], dtype=x.dtype, device=x.device)
+    back = torch.tensor(RGB_FROM_YUV[:, 0], dtype=x.dtype, device=x.device)
+    y = torch.einsum("c,bchw->bhw", luma_row, x)[:, None]
+    return x + back[None, :, None, None] * (filt(y) - y)
 
 
 def sharpening_filter_static(x: np.ndarray, ctx: StageContext, *, kernel: np.ndarray) -> np.ndarray:
@@ -259,6 +271,7 @@ STAGES = [
         params=(RADIUS, AMOUNT),
         static=unsharp_masking_static,
         differentiable=unsharp_masking_torch,
+        check_params=_check_radius,
         reference="Petrou and Petrou 2010; scikit-image filters.unsharp_mask(preserve_range=True)",
     ),
     StageSpec(
@@ -268,6 +281,7 @@ STAGES = [
         params=(RADIUS, AMOUNT),
         static=column_unsharp_masking_static,
         differentiable=column_unsharp_masking_torch,
+        check_params=_check_radius,
         reference=(
             "Oala et al., TMLR 2023, released code: scikit-image 0.18 "
             "unsharp_mask(multichannel=True) on the 2-D luma"
@@ -280,6 +294,7 @@ STAGES = [
         params=(SIGMA,),
         static=gaussian_static,
         differentiable=gaussian_torch,
+        check_params=_check_sigma,
         reference="scipy.ndimage.gaussian_filter",
     ),
     StageSpec(

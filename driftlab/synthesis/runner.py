@@ -128,6 +128,7 @@ def _view_arrays(
         registry=registry,
         workers=int(plan.config.section("run")["workers"]),
         progress=progress,
+        device=plan.device,
     )
     log.info(
         "views: %d rendered, %d reused, %d repaired (%.1f s)",
