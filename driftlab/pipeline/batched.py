@@ -17,8 +17,9 @@ threads) or a CUDA device:
   the luma filters act on Y alone and the result is added back to RGB once
   (``rgb + yuv2rgb[:, 0] * (Y' - Y)``, the same map as converting to YUV and
   back); gamma clips and raises to ``1 / gamma`` in place;
-* constants (site-plane weights, biases, colour vectors) are built once per
-  ``(dtype, device)`` and kept in the renderer's own bounded cache;
+* kernels (the demosaic's site-plane taps, filter taps, colour matrices) are
+  built once, when the renderer is made, as plain numbers: nothing depends on
+  the batch's shape, dtype or device, so nothing is rebuilt per call;
 * any other stage (a plugin's) runs one view at a time through its static
   form, the reference, converted to and from tensors (or its differentiable
   form when it has no static one), and its output is checked (shape, dtype,
@@ -45,7 +46,6 @@ differentiable pipeline's current parameter values (forensics, optimisation).
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -53,7 +53,6 @@ from typing import Any
 import attrs
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from driftlab.pipeline.outputs import check_stage_output
 from driftlab.pipeline.resolve import ResolvedPipeline, ResolvedStage
@@ -118,27 +117,6 @@ class _Step:
     kind: str
     stages: tuple[ResolvedStage, ...]  # the stages it renders (a demosaic absorbs matrices)
     params: dict[str, Any] = attrs.field(factory=dict, eq=False)
-
-
-class _ConstantCache:
-    """Bounded LRU of constant tensors keyed by (step, name, dtype, device)."""
-
-    def __init__(self, maxsize: int = 64) -> None:
-        self.maxsize = maxsize
-        self._items: OrderedDict[tuple, torch.Tensor] = OrderedDict()
-
-    def get(self, key: tuple, build: Callable[[], torch.Tensor]) -> torch.Tensor:
-        if key in self._items:
-            self._items.move_to_end(key)
-            return self._items[key]
-        value = build()
-        self._items[key] = value
-        while len(self._items) > self.maxsize:
-            self._items.popitem(last=False)
-        return value
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 class _State:
@@ -210,7 +188,6 @@ class FastRenderer:
         self.values = _merge_values(pipeline, values)
         self.steps = _compile(pipeline, self.values)
         self.context = pipeline.context
-        self._constants = _ConstantCache()
 
     @property
     def name(self) -> str:
@@ -254,8 +231,8 @@ class FastRenderer:
         with torch.inference_mode():
             for start in range(0, n, per_chunk):
                 chunk = batch[start : start + per_chunk].to(self.device, torch.float64)
-                validate_raw_batch(chunk, "raw", allow_out_of_range=allow_out_of_range)
-                out[start : start + per_chunk] = self._render_chunk(chunk)
+                _check_raw(chunk, allow_out_of_range)
+                self._render_chunk(chunk, out[start : start + per_chunk])
         return out
 
     def render_numpy(
@@ -265,17 +242,15 @@ class FastRenderer:
         return self(raw, allow_out_of_range=allow_out_of_range).cpu().numpy()
 
     # -- execution -------------------------------------------------------------------------
-    def _render_chunk(self, mosaic: torch.Tensor) -> torch.Tensor:
+    def _render_chunk(self, mosaic: torch.Tensor, out: torch.Tensor) -> None:
         state = _State(mosaic)
+        last = len(self.steps) - 1
         for index, step in enumerate(self.steps):
+            if index == last and step.kind == "gamma":  # straight into the output
+                self._materialize(state, clip_gamma=step.params["gamma"], out=out)
+                return
             getattr(self, f"_run_{_RUNNERS.get(step.kind, step.kind)}")(index, step, state)
-        return self._materialize(state, clip_gamma=None).to(self.dtype)
-
-    def _constant(self, index: int, name: str, build: Callable[[], np.ndarray]) -> torch.Tensor:
-        key = (index, name, self.linear_dtype, self.device)
-        return self._constants.get(
-            key, lambda: torch.tensor(build(), dtype=self.linear_dtype, device=self.device)
-        )
+        out.copy_(self._materialize(state, clip_gamma=None))
 
     def _run_black_level(self, index: int, step: _Step, state: _State) -> None:
         levels = step.params["levels"]
@@ -285,38 +260,56 @@ class FastRenderer:
         state.mosaic = (x.reshape(b, h // 2, 2, w // 2, 2) - sites).reshape(b, 1, h, w)
 
     def _run_linear_demosaic(self, index: int, step: _Step, state: _State) -> None:
-        weight = self._constant(index, "weight", lambda: step.params["weight"])
-        bias = self._constant(index, "bias", lambda: step.params["bias"])
-        quantities = weight.shape[0] // 4
+        # Each colour at each CFA site is a short sum of shifted site-plane samples
+        # (bilinear 7, Malvar 21 taps per pixel on average): sparse taps in the linear
+        # dtype are much cheaper than a dense float64 convolution.
         x = state.mosaic.to(self.linear_dtype)
+        b, _, h2, w2 = x.shape
+        h, w = h2 // 2, w2 // 2
         planes = split_sites_torch(pad_symmetric(x, 2, 2, mode="reflect"))
-        out = demosaic.merge_site_channels(F.conv2d(planes, weight, bias), quantities)
+        levels = step.params["levels"]
+        if levels is not None:
+            planes = planes - torch.tensor(levels, dtype=planes.dtype, device=planes.device).view(
+                1, 4, 1, 1
+            )
+        estimates = torch.empty((b, 3, 4, h, w), dtype=self.linear_dtype, device=self.device)
+        for (colour, site), taps in step.params["taps"].items():
+            target = estimates[:, colour, site]
+            for n, (source, u, v, weight) in enumerate(taps):
+                window = planes[:, source, u : u + h, v : v + w]
+                if n == 0:
+                    torch.mul(window, weight, out=target)
+                else:
+                    target.add_(window, alpha=weight)
         state.mosaic = None
-        state.base = out[:, :3]
-        state.matrix = np.eye(3)
-        if quantities == 4:
-            state.y0 = state.y = out[:, 3:4]
+        self._set_rgb(state, estimates, step.params["matrix"], step.params["want_y"])
 
     def _run_menon(self, index: int, step: _Step, state: _State) -> None:
         red, green, blue = fastops.menon_site_planes(
             state.mosaic, self.context.cfa, self.linear_dtype
         )
         state.mosaic = None
-        planes = torch.stack([red, green, blue], dim=1)  # (B, 3, 4, h, w)
-        matrix = step.params["matrix"]
-        want_y = step.params["want_y"]
-        rows = [*matrix, _LUMA_ROW @ matrix] if want_y else list(matrix)
-        b, _, _, h, w = planes.shape
-        mixed = torch.empty((b, len(rows), 4, h, w), dtype=self.linear_dtype, device=self.device)
+        estimates = torch.stack([red, green, blue], dim=1)  # (B, 3, 4, h, w)
+        self._set_rgb(state, estimates, step.params["matrix"], step.params["want_y"])
+
+    def _set_rgb(
+        self, state: _State, estimates: torch.Tensor, matrix: np.ndarray, want_y: bool
+    ) -> None:
+        """RGB (and Y) from demosaiced site planes ``(B, 3, 4, h, w)`` and a colour matrix.
+
+        The colour matrix (and the luma row) is applied on the site planes,
+        then one copy puts the sites into the full-resolution layout.
+        """
+        rows = np.vstack([matrix, _LUMA_ROW @ matrix]) if want_y else matrix
+        b, _, _, h, w = estimates.shape
+        mixed = torch.empty((b, len(rows), 4, h, w), dtype=estimates.dtype, device=self.device)
         for q, row in enumerate(rows):
-            torch.mul(planes[:, 0], float(row[0]), out=mixed[:, q])
-            mixed[:, q].add_(planes[:, 1], alpha=float(row[1]))
-            mixed[:, q].add_(planes[:, 2], alpha=float(row[2]))
-        out = demosaic.merge_site_channels(mixed.reshape(b, len(rows) * 4, h, w), len(rows))
-        state.base = out[:, :3]
+            _mix3(estimates, row, mixed[:, q])
+        full = demosaic.merge_site_channels(mixed.view(b, len(rows) * 4, h, w), len(rows))
+        state.base = full[:, :3]
         state.matrix = np.eye(3)
         if want_y:
-            state.y0 = state.y = out[:, 3:4]
+            state.y0 = state.y = full[:, 3:4]
 
     def _run_matrix(self, index: int, step: _Step, state: _State) -> None:
         if state.y is not None:  # luma already filtered: bring the change into RGB first
@@ -325,11 +318,9 @@ class FastRenderer:
 
     def _run_luma(self, index: int, step: _Step, state: _State) -> None:
         if state.y is None:
-            row = _LUMA_ROW @ state.matrix
-            y = torch.mul(state.base[:, 0:1], float(row[0]))
-            y.add_(state.base[:, 1:2], alpha=float(row[1])).add_(
-                state.base[:, 2:3], alpha=float(row[2])
-            )
+            b, _, h, w = state.base.shape
+            y = torch.empty((b, 1, h, w), dtype=state.base.dtype, device=self.device)
+            _mix3(state.base, _LUMA_ROW @ state.matrix, y[:, 0])
             state.y0 = state.y = y
         p = step.params
         kind = step.kind
@@ -351,7 +342,6 @@ class FastRenderer:
 
     def _run_gamma(self, index: int, step: _Step, state: _State) -> None:
         state.base = self._materialize(state, clip_gamma=step.params["gamma"])
-        state.matrix = np.eye(3)
 
     def _run_generic(self, index: int, step: _Step, state: _State) -> None:
         (stage,) = step.stages
@@ -393,32 +383,54 @@ class FastRenderer:
         out = spec.differentiable(x, ctx, **params)
         return check_stage_output(stage, out, "differentiable", (1, channels, h, w), dtype)
 
-    def _materialize(self, state: _State, clip_gamma: float | None) -> torch.Tensor:
-        """RGB of the state as a tensor we own; clipped and gamma-encoded if asked."""
+    def _materialize(
+        self, state: _State, clip_gamma: float | None, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """RGB of the state, as a tensor we own or written into ``out``.
+
+        With ``clip_gamma`` the result is clipped to [0, 1] and raised to
+        ``1 / clip_gamma`` in ``dtype`` (after the linear arithmetic).
+        """
         if state.base is None:
             raise AssertionError("pipeline ended on a mosaic")  # resolve() prevents this
         base = state.base
         if np.array_equal(state.matrix, np.eye(3)):
             rgb = base
         else:
-            m = state.matrix
-            b, _, h, w = base.shape
-            rgb = torch.empty((b, 3, h, w), dtype=base.dtype, device=base.device)
+            rgb = torch.empty_like(base)
             for c in range(3):
-                torch.mul(base[:, 0], float(m[c, 0]), out=rgb[:, c])
-                rgb[:, c].add_(base[:, 1], alpha=float(m[c, 1])).add_(
-                    base[:, 2], alpha=float(m[c, 2])
-                )
+                _mix3(base, state.matrix[c], rgb[:, c])
         if state.y is not None and state.y is not state.y0:
             change = state.y.sub_(state.y0)
             for c in range(3):
                 rgb[:, c : c + 1].add_(change, alpha=float(_LUMA_BACK[c]))
         state.y = state.y0 = None
         state.matrix = np.eye(3)
-        if clip_gamma is not None:
-            # rounding the finished linear value costs a relative error only (see module doc)
-            rgb = rgb.to(self.dtype).clamp_(0.0, 1.0).pow_(1.0 / clip_gamma)
-        return rgb
+        if clip_gamma is None:
+            return rgb if out is None else out.copy_(rgb)
+        # rounding the finished linear value costs a relative error only (see module doc)
+        result = out.copy_(rgb) if out is not None else rgb.to(self.dtype)
+        return result.clamp_(0.0, 1.0).pow_(1.0 / clip_gamma)
+
+
+def _mix3(colours: torch.Tensor, row: np.ndarray, target: torch.Tensor) -> None:
+    """``target = row[0] c0 + row[1] c1 + row[2] c2`` for ``colours`` ``(B, 3, ...)``."""
+    terms = [(c, float(row[c])) for c in range(3) if row[c] != 0.0]
+    if not terms:
+        target.zero_()
+        return
+    first, weight = terms[0]
+    torch.mul(colours[:, first], weight, out=target)
+    for c, weight in terms[1:]:
+        target.add_(colours[:, c], alpha=weight)
+
+
+def _check_raw(chunk: torch.Tensor, allow_out_of_range: bool) -> None:
+    """One pass: min and max (NaN propagates through both) decide; details only on failure."""
+    low, high = (float(v) for v in torch.aminmax(chunk))
+    finite = math.isfinite(low) and math.isfinite(high)
+    if not finite or (not allow_out_of_range and (low < 0.0 or high > 1.0)):
+        validate_raw_batch(chunk, "raw", allow_out_of_range=allow_out_of_range)
 
 
 _RUNNERS = {
@@ -492,12 +504,22 @@ def _compile(
                     _Step("menon2007", tuple(absorbed), {"matrix": matrix, "want_y": want_y})
                 )
             else:
-                # a black-level subtraction right before a linear demosaic becomes its bias
+                # a black-level subtraction right before a linear demosaic is done on its planes
                 levels = None
                 if steps and steps[-1].kind == "black_level":
                     levels = steps.pop().params["levels"]
-                weight, bias = _linear_weights(kind, pipeline.context.cfa, matrix, want_y, levels)
-                steps.append(_Step(kind, tuple(absorbed), {"weight": weight, "bias": bias}))
+                steps.append(
+                    _Step(
+                        kind,
+                        tuple(absorbed),
+                        {
+                            "taps": _linear_taps(kind, pipeline.context.cfa),
+                            "levels": levels,
+                            "matrix": matrix,
+                            "want_y": want_y,
+                        },
+                    )
+                )
             i = j
             continue
         if kind == "black_level":
@@ -523,22 +545,24 @@ def _compile(
     return steps
 
 
-def _linear_weights(
-    variant: str,
-    cfa: str,
-    matrix: np.ndarray,
-    want_y: bool,
-    levels: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Site-plane convolution of demosaic -> colour matrix (-> luma), with black level as bias."""
-    base = demosaic.site_plane_weights(variant, cfa).reshape(3, 4, 4, 3, 3)
-    rows = np.vstack([matrix, _LUMA_ROW @ matrix]) if want_y else matrix
-    weight = np.einsum("qc,csiuv->qsiuv", rows, base)
-    if levels is None:
-        bias = np.zeros(weight.shape[:2])
-    else:
-        bias = -np.einsum("qsiuv,i->qs", weight, np.asarray(levels, dtype=np.float64))
-    return weight.reshape(-1, 4, 3, 3), bias.reshape(-1)
+_Taps = dict[tuple[int, int], list[tuple[int, int, int, float]]]
+
+
+def _linear_taps(variant: str, cfa: str) -> _Taps:
+    """Non-zero site-plane taps of a linear demosaic, ``{(colour, site): [(source, u, v, w)]}``.
+
+    ``u, v`` index a plane padded by one sample (0..2); see
+    :func:`driftlab.stages.demosaic.site_plane_weights`.
+    """
+    weights = demosaic.site_plane_weights(variant, cfa).reshape(3, 4, 4, 3, 3)
+    taps: _Taps = {}
+    for colour in range(3):
+        for site in range(4):
+            taps[(colour, site)] = [
+                (int(i), int(u), int(v), float(weights[colour, site, i, u, v]))
+                for i, u, v in zip(*np.nonzero(weights[colour, site]), strict=True)
+            ]
+    return taps
 
 
 def _as_batch(raw: torch.Tensor | np.ndarray) -> torch.Tensor:

@@ -78,7 +78,10 @@ class DifferentiablePipeline(nn.Module):
         -------
         torch.Tensor or (torch.Tensor, dict)
             ``(B, 3, H, W)`` views (in [0, 1] when the pipeline ends with
-            gamma), and optionally ``{stage name: output}``.
+            gamma), and optionally ``{stage name: output}``. Without
+            intermediates the built-in stages run fused
+            (:mod:`driftlab.pipeline.fused`): the same views and gradients,
+            fewer passes over memory.
 
         Raises
         ------
@@ -89,23 +92,37 @@ class DifferentiablePipeline(nn.Module):
             returned NaN/Inf values (naming the stage and its plugin).
         """
         x = validate_raw_batch(raw, allow_out_of_range=allow_out_of_range)
-        b, _, h, w = x.shape
+        if not intermediates:
+            from driftlab.pipeline.fused import fused_forward
+
+            return fused_forward(self, x)
         steps: dict[str, torch.Tensor] = {}
-        for resolved, (name, stage) in zip(self.resolved.stages, self.stages.items(), strict=True):
-            dtype = x.dtype
-            x = stage(x)
-            # built-in stages are verified; a plugin stage's output is also checked for NaN/Inf
-            check_stage_output(
-                resolved,
-                x,
-                "differentiable",
-                expected_output_shape(resolved, h, w, batch=b),
-                dtype,
-                finite=not resolved.plugin.startswith("driftlab.builtin"),
-            )
-            if intermediates:
-                steps[name] = x
-        return (x, steps) if intermediates else x
+        for index, name in enumerate(self.stages):
+            x = self.run_stage(index, x)
+            steps[name] = x
+        return x, steps
+
+    def run_stage(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        """Apply stage ``index`` to ``x`` and check its output.
+
+        Raises
+        ------
+        driftlab.pipeline.outputs.StageOutputError
+            Wrong shape or dtype, or NaN/Inf from a plugin stage (built-in
+            stages are verified, so their outputs are not scanned).
+        """
+        resolved = self.resolved.stages[index]
+        b, _, h, w = x.shape
+        dtype = x.dtype
+        out = list(self.stages.values())[index](x)
+        return check_stage_output(
+            resolved,
+            out,
+            "differentiable",
+            expected_output_shape(resolved, h, w, batch=b),
+            dtype,
+            finite=not resolved.plugin.startswith("driftlab.builtin"),
+        )
 
     def named_stage_parameters(self) -> dict[str, nn.Parameter]:
         """Learnable parameters keyed ``"stage.param"`` (e.g. ``"gamma.gamma"``)."""

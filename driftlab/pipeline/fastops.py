@@ -293,7 +293,7 @@ def menon_site_planes(
             return (x, site, d, 0) if vertical else (x, site, 0, d)
 
         return ev(
-            _green_estimate,
+            _green_sum,
             at(-1),
             at(1),
             at(0),
@@ -303,8 +303,12 @@ def menon_site_planes(
 
     g_h = {s: green_estimate(s, False) for s in colour_sites}
     g_v = {s: green_estimate(s, True) for s in colour_sites}
-    c_h = {s: ev(torch.sub, (x, s, 0, 0), (g_h, s, 0, 0)) for s in colour_sites}
-    c_v = {s: ev(torch.sub, (x, s, 0, 0), (g_v, s, 0, 0)) for s in colour_sites}
+
+    def half_sub(a: torch.Tensor, twice: torch.Tensor) -> torch.Tensor:
+        return torch.sub(a, twice, alpha=0.5)  # a - twice / 2: the product is exact
+
+    c_h = {s: ev(half_sub, (x, s, 0, 0), (g_h, s, 0, 0)) for s in colour_sites}
+    c_v = {s: ev(half_sub, (x, s, 0, 0), (g_v, s, 0, 0)) for s in colour_sites}
     d_h = {s: ev(lambda a, b: (a - b).abs_(), (c_h, s, 0, 0), (c_h, s, 0, 2)) for s in colour_sites}
     d_v = {s: ev(lambda a, b: (a - b).abs_(), (c_v, s, 0, 0), (c_v, s, 2, 0)) for s in colour_sites}
 
@@ -313,9 +317,13 @@ def menon_site_planes(
         reads = [(dy, dx, wt) for dy, dx, wt in terms if grid.neighbour(site, dy, dx)[0] in d]
 
         def total(*values: torch.Tensor) -> torch.Tensor:
-            acc = values[0] * reads[0][2] if reads[0][2] != 1.0 else values[0].clone()
-            for value, (_, _, wt) in zip(values[1:], reads[1:], strict=True):
-                acc.add_(value * wt if wt != 1.0 else value)
+            # scipy: 0 + w0 v0 + w1 v1 + ..., each product rounded before the sum
+            terms = [
+                v * wt if wt != 1.0 else v for v, (_, _, wt) in zip(values, reads, strict=True)
+            ]
+            acc = torch.add(terms[0], terms[1]) if len(terms) > 1 else terms[0].clone()
+            for term in terms[2:]:
+                acc.add_(term)
             return acc
 
         return ev(total, *[(d, site, dy, dx) for dy, dx, _ in reads])
@@ -339,7 +347,14 @@ def menon_site_planes(
     xs = {s: cast(x[s]) for s in range(4)}
     green = {sgr: xs[sgr], sgb: xs[sgb]}
     for s in colour_sites:
-        green[s] = cast(ev(_select, (chosen, s, 0, 0), (g_h, s, 0, 0), (g_v, s, 0, 0)))
+        green[s] = cast(
+            ev(
+                lambda wt, gh, gv: _select(wt, gh, gv).mul_(0.5),
+                (chosen, s, 0, 0),
+                (g_h, s, 0, 0),
+                (g_v, s, 0, 0),
+            )
+        )
     horizontal = {s: cast(chosen[s]) for s in colour_sites}
     red = {sr: xs[sr]}
     blue = {sb: xs[sb]}
@@ -433,17 +448,17 @@ def menon_site_planes(
     return stack(red3), stack(green2), stack(blue3)
 
 
-def _green_estimate(
+def _green_sum(
     m1: torch.Tensor, p1: torch.Tensor, c: torch.Tensor, m2: torch.Tensor, p2: torch.Tensor
 ) -> torch.Tensor:
-    # colour-demosaicing: convolve1d(h_0) + convolve1d(h_1), h_0 = [0, .5, 0, .5, 0] and
-    # h_1 = [-.25, 0, .5, 0, -.25], each summed as scipy does for symmetric filters
-    # (centre first, then the pairs from the outside in; zero terms are exact no-ops).
-    # Additions of two terms commute exactly, so this is bit-identical in float64.
-    h0 = torch.add(m1, p1).mul_(0.5)
-    h1 = torch.add(m2, p2).mul_(-0.25)
-    h1.add_(torch.mul(c, 0.5))
-    return h0.add_(h1)
+    # Twice colour-demosaicing's green estimate convolve1d(h_0) + convolve1d(h_1),
+    # h_0 = [0, .5, 0, .5, 0], h_1 = [-.25, 0, .5, 0, -.25], which scipy sums as
+    # (m1 + p1) * .5 + (c * .5 + (m2 + p2) * -.25) (centre first, then the pairs from the
+    # outside in; zero terms are exact no-ops). Scaling by powers of two is exact and
+    # commutes with rounding, so (m1 + p1) + (c - (m2 + p2) / 2) is exactly twice it.
+    total = torch.add(m1, p1)
+    total.add_(torch.sub(c, torch.add(m2, p2), alpha=0.5))
+    return total
 
 
 def _colour_difference(

@@ -36,16 +36,45 @@ def gamma_static(x: np.ndarray, ctx: StageContext, *, gamma: np.ndarray) -> np.n
     return np.clip(x, 0.0, 1.0) ** (1.0 / float(gamma))
 
 
+class _ClippedPower(torch.autograd.Function):
+    """``clip(x, 0, 1) ** (1 / gamma)`` with a backward pass that reuses the output.
+
+    ``d/dx = y / (gamma x)`` on (0, 1), 0 outside (the clip); ``d/dgamma =
+    -sum(y log(x)) / gamma**2`` over (0, 1]. At x <= 0 the output is 0 with
+    zero gradients, instead of the NaN that ``0 ** p`` gives with respect to
+    the exponent. One power in the forward pass and none in the backward.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        clipped = x.clamp(0.0, 1.0)
+        y = clipped.pow(1.0 / gamma)
+        ctx.save_for_backward(x, y, gamma)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:  # type: ignore[override]
+        x, y, gamma = ctx.saved_tensors
+        grad_x = grad_gamma = None
+        # clamping to the smallest normal number keeps 0 / 0 and log(0) out; y is 0 there
+        safe = x.clamp(min=torch.finfo(x.dtype).tiny, max=1.0)
+        if ctx.needs_input_grad[0]:
+            inside = ((x > 0) & (x < 1)).to(x.dtype)
+            grad_x = grad * (y / safe).mul_(inside).div_(gamma)
+        if ctx.needs_input_grad[1]:
+            grad_gamma = -(grad * y * torch.log(safe)).sum() / gamma**2
+            grad_gamma = grad_gamma.reshape(gamma.shape)
+        return grad_x, grad_gamma
+
+
 def gamma_torch(x: torch.Tensor, ctx: StageContext, *, gamma: torch.Tensor) -> torch.Tensor:
     """Differentiable :func:`gamma_static`, ``(B, 3, H, W)``.
 
     At exactly 0 the output is 0 with zero gradient (instead of the NaN that
-    ``0 ** p`` produces in the backward pass with respect to ``gamma``).
+    ``0 ** p`` produces in the backward pass with respect to ``gamma``); the
+    backward pass reuses the output instead of computing a second power.
     """
-    clipped = x.clamp(0.0, 1.0)
-    positive = clipped > 0
-    safe = torch.where(positive, clipped, torch.ones_like(clipped))
-    return torch.where(positive, safe ** (1.0 / gamma), torch.zeros_like(clipped))
+    return _ClippedPower.apply(x, gamma)
 
 
 STAGES = [

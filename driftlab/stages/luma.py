@@ -77,6 +77,34 @@ def _check_radius(ctx: StageContext, *, radius: np.ndarray, amount: np.ndarray) 
     gaussian_radius(float(radius), name="radius")
 
 
+# -- the filters on Y alone, ``(B, 1, H, W)`` to ``(B, 1, H, W)``, differentiable ----------
+def sharpen_luma(y: torch.Tensor, *, kernel: torch.Tensor) -> torch.Tensor:
+    """3x3 convolution of luma ``(B, 1, H, W)``, reflect borders."""
+    return convolve2d(y, kernel)
+
+
+def unsharp_luma(y: torch.Tensor, *, radius: torch.Tensor, amount: torch.Tensor) -> torch.Tensor:
+    """``y + (y - G_radius * y) * amount`` on luma ``(B, 1, H, W)``, not clipped."""
+    return y + (y - gaussian_blur(y, radius)) * amount
+
+
+def column_unsharp_luma(
+    y: torch.Tensor, *, radius: torch.Tensor, amount: torch.Tensor
+) -> torch.Tensor:
+    """As :func:`unsharp_luma` with a 1-D Gaussian down each column."""
+    return y + (y - gaussian_blur(y, radius, axes="y")) * amount
+
+
+def gaussian_luma(y: torch.Tensor, *, sigma: torch.Tensor) -> torch.Tensor:
+    """Gaussian filter of luma ``(B, 1, H, W)``, reflect borders, truncate 4."""
+    return gaussian_blur(y, sigma)
+
+
+def median_luma(y: torch.Tensor) -> torch.Tensor:
+    """3x3 median of luma ``(B, 1, H, W)``, reflect borders."""
+    return median3x3(y)
+
+
 def _on_luma_static(x: np.ndarray, filt: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     yuv = rgb_to_yuv_numpy(x)
     yuv[0] = filt(yuv[0])
@@ -114,7 +142,7 @@ def sharpening_filter_torch(
     x: torch.Tensor, ctx: StageContext, *, kernel: torch.Tensor
 ) -> torch.Tensor:
     """Differentiable :func:`sharpening_filter_static`, ``(B, 3, H, W)``."""
-    return _on_luma_torch(x, lambda y: convolve2d(y, kernel))
+    return _on_luma_torch(x, lambda y: sharpen_luma(y, kernel=kernel))
 
 
 def unsharp_masking_static(
@@ -158,7 +186,7 @@ def unsharp_masking_torch(
     x: torch.Tensor, ctx: StageContext, *, radius: torch.Tensor, amount: torch.Tensor
 ) -> torch.Tensor:
     """Differentiable :func:`unsharp_masking_static`, ``(B, 3, H, W)``, not clipped."""
-    return _on_luma_torch(x, lambda y: y + (y - gaussian_blur(y, radius)) * amount)
+    return _on_luma_torch(x, lambda y: unsharp_luma(y, radius=radius, amount=amount))
 
 
 def column_unsharp_masking_static(
@@ -202,7 +230,7 @@ def column_unsharp_masking_torch(
     x: torch.Tensor, ctx: StageContext, *, radius: torch.Tensor, amount: torch.Tensor
 ) -> torch.Tensor:
     """Differentiable :func:`column_unsharp_masking_static`, ``(B, 3, H, W)``, not clipped."""
-    return _on_luma_torch(x, lambda y: y + (y - gaussian_blur(y, radius, axes="y")) * amount)
+    return _on_luma_torch(x, lambda y: column_unsharp_luma(y, radius=radius, amount=amount))
 
 
 def gaussian_static(x: np.ndarray, ctx: StageContext, *, sigma: np.ndarray) -> np.ndarray:
@@ -225,7 +253,7 @@ def gaussian_static(x: np.ndarray, ctx: StageContext, *, sigma: np.ndarray) -> n
 
 def gaussian_torch(x: torch.Tensor, ctx: StageContext, *, sigma: torch.Tensor) -> torch.Tensor:
     """Differentiable :func:`gaussian_static`, ``(B, 3, H, W)``."""
-    return _on_luma_torch(x, lambda y: gaussian_blur(y, sigma))
+    return _on_luma_torch(x, lambda y: gaussian_luma(y, sigma=sigma))
 
 
 def median_static(x: np.ndarray, ctx: StageContext) -> np.ndarray:
@@ -251,7 +279,7 @@ def median_torch(x: torch.Tensor, ctx: StageContext) -> torch.Tensor:
     taken (:func:`driftlab.stages.filters.median3x3`), so the gradient flows
     to the selected element of the sorted window.
     """
-    return _on_luma_torch(x, median3x3)
+    return _on_luma_torch(x, median_luma)
 
 
 STAGES = [
