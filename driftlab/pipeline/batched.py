@@ -578,6 +578,12 @@ def _as_batch(raw: torch.Tensor | np.ndarray) -> torch.Tensor:
         )
     if tensor.dtype.is_complex or tensor.dtype == torch.bool:
         raise RawInputError(f"raw: expected real numbers, got {tensor.dtype}")
+    h, w = tensor.shape[-2:]
+    if h < 2 or w < 2 or h % 2 or w % 2:
+        raise RawInputError(
+            f"raw: height and width must be even and at least 2 (whole 2x2 CFA blocks), "
+            f"got {h}x{w}"
+        )
     return tensor
 
 
