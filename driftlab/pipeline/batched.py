@@ -581,8 +581,7 @@ def _as_batch(raw: torch.Tensor | np.ndarray) -> torch.Tensor:
     h, w = tensor.shape[-2:]
     if h < 2 or w < 2 or h % 2 or w % 2:
         raise RawInputError(
-            f"raw: height and width must be even and at least 2 (whole 2x2 CFA blocks), "
-            f"got {h}x{w}"
+            f"raw: height and width must be even and at least 2 (whole 2x2 CFA blocks), got {h}x{w}"
         )
     return tensor
 
