@@ -49,20 +49,21 @@ class _ClippedPower(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         clipped = x.clamp(0.0, 1.0)
         y = clipped.pow(1.0 / gamma)
-        ctx.save_for_backward(x, y, gamma)
+        ctx.save_for_backward(clipped, y, gamma)
         return y
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:  # type: ignore[override]
-        x, y, gamma = ctx.saved_tensors
+        clipped, y, gamma = ctx.saved_tensors
         grad_x = grad_gamma = None
-        # clamping to the smallest normal number keeps 0 / 0 and log(0) out; y is 0 there
-        safe = x.clamp(min=torch.finfo(x.dtype).tiny, max=1.0)
+        # the smallest normal number keeps 0 / 0 and log(0) out; y is 0 wherever x <= 0
+        safe = clipped.clamp(min=torch.finfo(clipped.dtype).tiny)
         if ctx.needs_input_grad[0]:
-            inside = ((x > 0) & (x < 1)).to(x.dtype)
-            grad_x = grad * (y / safe).mul_(inside).div_(gamma)
+            # dy/dx = y / (gamma x) below 1 (0 at and above 1, where the clip holds y at 1)
+            slope = (clipped < 1).to(clipped.dtype).div_(gamma)
+            grad_x = (y / safe).mul_(slope).mul_(grad)
         if ctx.needs_input_grad[1]:
-            grad_gamma = -(grad * y * torch.log(safe)).sum() / gamma**2
+            grad_gamma = -(grad * y).mul_(torch.log(safe)).sum() / gamma**2
             grad_gamma = grad_gamma.reshape(gamma.shape)
         return grad_x, grad_gamma
 
