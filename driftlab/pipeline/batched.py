@@ -282,29 +282,47 @@ class FastRenderer:
                 else:
                     target.add_(window, alpha=weight)
         state.mosaic = None
-        self._set_rgb(state, estimates, step.params["matrix"], step.params["want_y"])
+        self._set_rgb(
+            state,
+            lambda colour, site: estimates[:, colour, site],
+            step.params["matrix"],
+            step.params["want_y"],
+        )
 
     def _run_menon(self, index: int, step: _Step, state: _State) -> None:
         red, green, blue = fastops.menon_site_planes(
             state.mosaic, self.context.cfa, self.linear_dtype
         )
         state.mosaic = None
-        estimates = torch.stack([red, green, blue], dim=1)  # (B, 3, 4, h, w)
-        self._set_rgb(state, estimates, step.params["matrix"], step.params["want_y"])
+        colours = (red, green, blue)
+        self._set_rgb(
+            state,
+            lambda colour, site: colours[colour][site],
+            step.params["matrix"],
+            step.params["want_y"],
+        )
 
     def _set_rgb(
-        self, state: _State, estimates: torch.Tensor, matrix: np.ndarray, want_y: bool
+        self,
+        state: _State,
+        estimate: Callable[[int, int], torch.Tensor],
+        matrix: np.ndarray,
+        want_y: bool,
     ) -> None:
-        """RGB (and Y) from demosaiced site planes ``(B, 3, 4, h, w)`` and a colour matrix.
+        """RGB (and Y) from demosaiced site planes and a colour matrix.
 
-        The colour matrix (and the luma row) is applied on the site planes,
-        then one copy puts the sites into the full-resolution layout.
+        ``estimate(colour, site)`` is the ``(B, h, w)`` plane of one colour
+        at one CFA site. The colour matrix (and the luma row) is applied on
+        the site planes, then one copy puts the sites into the
+        full-resolution layout.
         """
         rows = np.vstack([matrix, _LUMA_ROW @ matrix]) if want_y else matrix
-        b, _, _, h, w = estimates.shape
-        mixed = torch.empty((b, len(rows), 4, h, w), dtype=estimates.dtype, device=self.device)
-        for q, row in enumerate(rows):
-            _mix3(estimates, row, mixed[:, q])
+        b, h, w = estimate(0, 0).shape
+        mixed = torch.empty((b, len(rows), 4, h, w), dtype=self.linear_dtype, device=self.device)
+        for site in range(4):
+            colours = [estimate(c, site) for c in range(3)]
+            for q, row in enumerate(rows):
+                _mix3(colours, row, mixed[:, q, site])
         full = demosaic.merge_site_channels(mixed.view(b, len(rows) * 4, h, w), len(rows))
         state.base = full[:, :3]
         state.matrix = np.eye(3)
@@ -320,7 +338,7 @@ class FastRenderer:
         if state.y is None:
             b, _, h, w = state.base.shape
             y = torch.empty((b, 1, h, w), dtype=state.base.dtype, device=self.device)
-            _mix3(state.base, _LUMA_ROW @ state.matrix, y[:, 0])
+            _mix3(state.base.unbind(1), _LUMA_ROW @ state.matrix, y[:, 0])
             state.y0 = state.y = y
         p = step.params
         kind = step.kind
@@ -399,7 +417,7 @@ class FastRenderer:
         else:
             rgb = torch.empty_like(base)
             for c in range(3):
-                _mix3(base, state.matrix[c], rgb[:, c])
+                _mix3(base.unbind(1), state.matrix[c], rgb[:, c])
         if state.y is not None and state.y is not state.y0:
             change = state.y.sub_(state.y0)
             for c in range(3):
@@ -413,16 +431,16 @@ class FastRenderer:
         return result.clamp_(0.0, 1.0).pow_(1.0 / clip_gamma)
 
 
-def _mix3(colours: torch.Tensor, row: np.ndarray, target: torch.Tensor) -> None:
-    """``target = row[0] c0 + row[1] c1 + row[2] c2`` for ``colours`` ``(B, 3, ...)``."""
+def _mix3(colours: Sequence[torch.Tensor], row: np.ndarray, target: torch.Tensor) -> None:
+    """``target = row[0] c0 + row[1] c1 + row[2] c2`` (zero weights skipped)."""
     terms = [(c, float(row[c])) for c in range(3) if row[c] != 0.0]
     if not terms:
         target.zero_()
         return
     first, weight = terms[0]
-    torch.mul(colours[:, first], weight, out=target)
+    torch.mul(colours[first], weight, out=target)
     for c, weight in terms[1:]:
-        target.add_(colours[:, c], alpha=weight)
+        target.add_(colours[c], alpha=weight)
 
 
 def _check_raw(chunk: torch.Tensor, allow_out_of_range: bool) -> None:

@@ -252,7 +252,7 @@ MENON_PAD = 8  # mosaic margin (pixels) of the static form
 
 def menon_site_planes(
     mosaic: torch.Tensor, cfa: str, dtype: torch.dtype
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
     """Menon (2007) demosaicing with refining step, as R, G, B site planes.
 
     Computes what :func:`driftlab.stages.demosaic.menon2007_static` computes
@@ -274,9 +274,10 @@ def menon_site_planes(
 
     Returns
     -------
-    (torch.Tensor, torch.Tensor, torch.Tensor)
-        R, G and B, each ``(B, 4, H/2, W/2)`` site planes (site in raster
-        order of the 2x2 block), in ``dtype``.
+    (list, list, list)
+        R, G and B, each four ``(B, H/2, W/2)`` site planes (site in raster
+        order of the 2x2 block), in ``dtype`` (views, not necessarily
+        contiguous).
     """
     h, w = mosaic.shape[-2] // 2, mosaic.shape[-1] // 2
     grid = _SiteGrid(cfa, h, w)
@@ -442,10 +443,10 @@ def menon_site_planes(
     blue3 = dict(blue2)
     blue3[sr] = ev(torch.sub, (red2, sr, 0, 0), (_one(fir(r_b, sr), sr), sr, 0, 0))
 
-    def stack(q: dict[int, _Plane]) -> torch.Tensor:
-        return torch.stack([grid.crop(q[s]) for s in range(4)], dim=1)
+    def planes(q: dict[int, _Plane]) -> list[torch.Tensor]:
+        return [grid.crop(q[s]) for s in range(4)]
 
-    return stack(red3), stack(green2), stack(blue3)
+    return planes(red3), planes(green2), planes(blue3)
 
 
 def _green_sum(
