@@ -128,7 +128,7 @@ def _flush(
         rgb = _apply(matrix, rgb)
     if y is not None and y is not y0:
         back = torch.tensor(RGB_FROM_YUV[:, 0], dtype=rgb.dtype, device=rgb.device)
-        rgb = rgb + back[None, :, None, None] * (y - y0)
+        rgb = torch.addcmul(rgb, back[None, :, None, None], y - y0)
     return rgb
 
 
@@ -156,6 +156,8 @@ def _linear_demosaic(x, kinds, stages, i, params, levels):
     quantities = rows.shape[0]
     out = F.conv2d(planes, folded.reshape(-1, 4, 3, 3), bias)
     out = demosaic.merge_site_channels(out, quantities)
-    rgb = out[:, :3]
-    y0 = out[:, 3:4] if want_y else None
+    if not want_y:
+        return out, None, j
+    # split, not slicing: its backward concatenates instead of filling zeros per slice
+    rgb, y0 = torch.split(out, [3, 1], dim=1)
     return rgb, y0, j
