@@ -591,7 +591,7 @@ def format_table(table: pd.DataFrame) -> str:
             return lambda x: "-" if pd.isna(x) else f"{x:.2f}x"
         if "views/s" in column or "MiB" in column:
             return lambda x: "-" if pd.isna(x) else f"{x:.1f}"
-        if "ms" in column or "ns" in column:
+        if column.split(" ")[-1] in ("ms/view", "ms/image", "ms/call", "ns/pixel"):
             return lambda x: "-" if pd.isna(x) else f"{x:.3f}"
         if column == "batch":
             return lambda x: f"{int(x)}"
