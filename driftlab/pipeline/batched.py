@@ -428,7 +428,8 @@ class FastRenderer:
             return rgb if out is None else out.copy_(rgb)
         # rounding the finished linear value costs a relative error only (see module doc)
         result = out.copy_(rgb) if out is not None else rgb.to(self.dtype)
-        return result.clamp_(0.0, 1.0).pow_(1.0 / clip_gamma)
+        # v ** p as exp2(p log2 v), in place: faster than pow on the CPU; 0 stays exactly 0
+        return result.clamp_(0.0, 1.0).log2_().mul_(1.0 / clip_gamma).exp2_()
 
 
 def _mix3(colours: Sequence[torch.Tensor], row: np.ndarray, target: torch.Tensor) -> None:
