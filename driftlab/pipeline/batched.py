@@ -452,14 +452,16 @@ def _check_raw(chunk: torch.Tensor, allow_out_of_range: bool) -> None:
         validate_raw_batch(chunk, "raw", allow_out_of_range=allow_out_of_range)
 
 
-_RUNNERS = {
-    "bilinear": "linear_demosaic",
-    "malvar2004": "linear_demosaic",
-    "menon2007": "menon",
-    "gains": "matrix",
-    "matrix": "matrix",
-    **{k: "luma" for k in _LUMA_KINDS},
-}
+_RUNNERS: Mapping[str, str] = MappingProxyType(
+    {
+        "bilinear": "linear_demosaic",
+        "malvar2004": "linear_demosaic",
+        "menon2007": "menon",
+        "gains": "matrix",
+        "matrix": "matrix",
+        **{k: "luma" for k in _LUMA_KINDS},
+    }
+)
 
 
 # -- compiling -----------------------------------------------------------------------------

@@ -22,6 +22,8 @@ equivalence with the stage-by-stage form is tested to float64 rounding.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import torch
@@ -38,13 +40,15 @@ __all__ = ["fused_forward"]
 
 _LINEAR = ("bilinear", "malvar2004")
 _MATRIX = ("gains", "matrix")
-_LUMA = {
-    "sharpening_filter": luma.sharpen_luma,
-    "unsharp_masking": luma.unsharp_luma,
-    "column_unsharp_masking": luma.column_unsharp_luma,
-    "gaussian": luma.gaussian_luma,
-    "median": luma.median_luma,
-}
+_LUMA: Mapping[str, Callable[..., torch.Tensor]] = MappingProxyType(
+    {
+        "sharpening_filter": luma.sharpen_luma,
+        "unsharp_masking": luma.unsharp_luma,
+        "column_unsharp_masking": luma.column_unsharp_luma,
+        "gaussian": luma.gaussian_luma,
+        "median": luma.median_luma,
+    }
+)
 
 
 def fused_forward(pipeline: DifferentiablePipeline, x: torch.Tensor) -> torch.Tensor:
