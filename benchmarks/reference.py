@@ -202,7 +202,8 @@ def reference_static(
     if sharpen == "sharpening_filter":
         yuv[:, :, 0] = convolve2d(yuv[:, :, 0], SHARPEN_KERNEL, "same", boundary="fill")
     else:
-        yuv[:, :, 0] = unsharp_mask(yuv[:, :, 0], radius=1.0, amount=1.0)
+        # range-preserving (no clip), as driftlab's sharpen.unsharp_masking
+        yuv[:, :, 0] = unsharp_mask(yuv[:, :, 0], radius=1.0, amount=1.0, preserve_range=True)
     img = yuv2rgb(yuv)
 
     yuv = rgb2yuv(img)
@@ -353,8 +354,7 @@ class ReferenceTorchISP(nn.Module):
         g = g / g.sum()
         kernel = torch.outer(g, g)[None, None]
         blurred = nn.functional.conv2d(nn.functional.pad(y, (radius,) * 4, mode="reflect"), kernel)
-        low = -1.0 if bool((y < 0).any()) else 0.0
-        return torch.clamp(y + self.amount * (y - blurred), low, 1.0)
+        return y + self.amount * (y - blurred)
 
     def forward(self, raw: torch.Tensor) -> torch.Tensor:
         """Render views.

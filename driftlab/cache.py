@@ -7,14 +7,23 @@ Each view is stored in its own file, addressed by a key that hashes
 * the camera parameters the pipeline is built with,
 * the code version (driftlab version plus a digest of the rendering source:
   the stage, pipeline and CFA modules and the modules of every stage function
-  used, so an edited or third-party stage never returns a stale view), and
+  used, so an edited or third-party stage never returns a stale view),
+* the renderer (:data:`RENDERER`: the fast batched path and its precision), and
 * the storage dtype.
 
+Views are rendered by the fast batched path
+(:class:`driftlab.pipeline.batched.FastRenderer`), on the CPU or on a CUDA
+device, in batches of the items whose views are missing; it matches the
+static reference to float32 rounding.
+
 Files are written atomically (a temporary file in the same folder, flushed
-and fsynced, then :func:`os.replace`), so a killed run leaves at worst a
-temporary file that is never read. Every file carries a SHA-256 checksum of
-its payload; a file that fails the check (truncated, bit rot, edited) is
-reported as corrupt, deleted and rendered again.
+and fsynced, then :func:`os.replace`), with the permissions of any new file
+(``0o666`` less the umask), so a killed run leaves at worst a temporary file
+that is never read. Temporary files are named after their writer (process id
+and host) and each render first deletes those of writers that are gone (same
+host, process no longer running) and any older than an hour. Every file
+carries a SHA-256 checksum of its payload; a file that fails the check
+(truncated, bit rot, edited) is reported as corrupt and rendered again.
 
 File format: ``b"DLVIEW1\\n"`` + 32-byte SHA-256 of the payload + payload, the
 payload being a ``.npy`` array (no pickle) of shape ``(3, H, W)``.
@@ -28,26 +37,32 @@ import io
 import json
 import math
 import os
-import pickle
-import tempfile
+import re
+import secrets
+import socket
 import time
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Sequence
+from concurrent.futures import as_completed
 from pathlib import Path
 from typing import Any
 
 import attrs
+import cloudpickle
 import numpy as np
-from tqdm.auto import tqdm
+import torch
 
 import driftlab
 from driftlab.camera import CameraParams
 from driftlab.datasets.base import RawDataset
+from driftlab.pipeline.batched import FastRenderer
+from driftlab.pipeline.resolve import ResolvedPipeline, resolve
 from driftlab.pipeline.spec import PipelineSpec
-from driftlab.pipeline.static import StaticPipeline, build_static
+from driftlab.pipeline.static import StaticPipeline
 from driftlab.registry import Registry
+from driftlab.workers import process_pool
 
 __all__ = [
+    "RENDERER",
     "STORE_DTYPES",
     "CacheError",
     "RenderReport",
@@ -61,6 +76,10 @@ MAGIC = b"DLVIEW1\n"
 SUFFIX = ".view"
 TEMP_PREFIX = ".tmp-"
 STORE_DTYPES: tuple[str, ...] = ("float32", "float16", "uint16")
+RENDERER = "fast-v1:mosaic=float64,linear=float64,out=float32"
+"""Identity of the renderer that makes cached views (part of every key)."""
+DEFAULT_CHUNK_ITEMS = 32
+_HOST = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:40] or "host"
 
 _PACKAGE_DIR = Path(driftlab.__file__).resolve().parent
 # driftlab sources that decide what a static pipeline renders
@@ -98,35 +117,42 @@ def camera_digest(camera: CameraParams) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _source_files(pipeline: StaticPipeline) -> list[Path]:
+def _resolved(pipeline: StaticPipeline | ResolvedPipeline) -> ResolvedPipeline:
+    return pipeline.resolved if isinstance(pipeline, StaticPipeline) else pipeline
+
+
+def _source_files(pipeline: StaticPipeline | ResolvedPipeline) -> list[Path]:
     files: set[Path] = set()
     for name in _RENDER_SOURCES:
         path = _PACKAGE_DIR / name
         files.update(path.rglob("*.py") if path.is_dir() else [path])
-    for stage in pipeline.resolved.stages:
-        try:
-            source = inspect.getsourcefile(stage.spec.static)  # type: ignore[arg-type]
-        except TypeError:
-            source = None
-        if source:
-            files.add(Path(source).resolve())
+    for stage in _resolved(pipeline).stages:
+        for function in (stage.spec.static, stage.spec.differentiable):
+            try:
+                source = inspect.getsourcefile(function)  # type: ignore[arg-type]
+            except TypeError:
+                source = None
+            if source:
+                files.add(Path(source).resolve())
     return sorted(p for p in files if p.is_file())
 
 
-def code_version(pipeline: StaticPipeline) -> str:
+def code_version(pipeline: StaticPipeline | ResolvedPipeline) -> str:
     """Version tag of the code that renders ``pipeline``.
 
     Parameters
     ----------
-    pipeline : StaticPipeline
-        A built pipeline; the modules of its stages' static functions are included.
+    pipeline : StaticPipeline or ResolvedPipeline
+        A built or resolved pipeline; the modules of its stages' functions
+        (both forms) are included.
 
     Returns
     -------
     str
         ``"<driftlab version>+<16 hex digits>"``, the digest covering the
-        content of driftlab's stage, pipeline, CFA, parameter, camera and
-        validation modules and of every stage function's module.
+        content of driftlab's stage, pipeline (the fast render path
+        included), CFA, parameter, camera and validation modules and of every
+        stage function's module.
     """
     h = hashlib.sha256()
     for path in _source_files(pipeline):
@@ -193,10 +219,12 @@ class _Job:
 
     dataset: RawDataset
     indices: tuple[int, ...]
-    pipelines: tuple[StaticPipeline, ...]
+    pipelines: tuple[ResolvedPipeline, ...]
     key_parts: tuple[str, ...]
     root: str
     dtype: str
+    device: str = "cpu"
+    threads: int = 0  # torch intra-op threads to use in a worker process (0: leave as is)
 
 
 class ViewCache:
@@ -231,12 +259,18 @@ class ViewCache:
         self._code_version = code_version
 
     # -- keys and files --------------------------------------------------------------------
-    def key_part(self, pipeline: StaticPipeline) -> str:
-        """Everything in a key except the raw: pipeline, camera, code version, dtype."""
-        resolved = pipeline.resolved
-        version = self._code_version or code_version(pipeline)
+    def key_part(self, pipeline: StaticPipeline | ResolvedPipeline) -> str:
+        """Everything in a key except the raw: pipeline, camera, code version, renderer, dtype."""
+        resolved = _resolved(pipeline)
+        version = self._code_version or code_version(resolved)
         return "|".join(
-            (resolved.spec.fingerprint(), camera_digest(resolved.camera), version, self.dtype)
+            (
+                resolved.spec.fingerprint(),
+                camera_digest(resolved.camera),
+                version,
+                RENDERER,
+                self.dtype,
+            )
         )
 
     @staticmethod
@@ -244,7 +278,7 @@ class ViewCache:
         """Key of one view from :func:`raw_digest` and :meth:`key_part` (SHA-256 hex)."""
         return hashlib.sha256(f"{raw_hash}|{key_part}".encode()).hexdigest()
 
-    def key(self, raw: np.ndarray, pipeline: StaticPipeline) -> str:
+    def key(self, raw: np.ndarray, pipeline: StaticPipeline | ResolvedPipeline) -> str:
         """Cache key of ``pipeline(raw)``."""
         return self.combine(raw_digest(raw), self.key_part(pipeline))
 
@@ -302,13 +336,18 @@ class ViewCache:
         return _write(self.path(key), view, self.dtype)
 
     def clean_temp(self, older_than: float = 3600.0) -> int:
-        """Delete temporary files left by killed runs.
+        """Delete temporary files left by killed or failed writers.
+
+        A temporary file is deleted when its writer is gone (its name
+        records the process id and host; same host, process not running) or
+        when it has not been modified for ``older_than`` seconds (writers on
+        other hosts of a shared folder, names without a writer). A live
+        writer's recent file is never touched.
 
         Parameters
         ----------
         older_than : float
-            Only files not modified for this many seconds (so concurrent
-            writers are not disturbed).
+            Age in seconds after which any temporary file is deleted.
 
         Returns
         -------
@@ -320,7 +359,7 @@ class ViewCache:
         now, removed = time.time(), 0
         for path in self.root.glob(f"*/{TEMP_PREFIX}*"):
             try:
-                if now - path.stat().st_mtime >= older_than:
+                if _writer_gone(path.name) or now - path.stat().st_mtime >= older_than:
                     path.unlink()
                     removed += 1
             except FileNotFoundError:
@@ -331,34 +370,44 @@ class ViewCache:
     def render(
         self,
         dataset: RawDataset,
-        pipelines: Sequence[PipelineSpec | StaticPipeline],
+        pipelines: Sequence[PipelineSpec | StaticPipeline | ResolvedPipeline],
         *,
         camera: CameraParams | None = None,
         registry: Registry | None = None,
         workers: int = 0,
         chunk_size: int | None = None,
-        progress: bool = True,
+        progress: Callable[[int, int], None] | None = None,
+        device: str | torch.device = "cpu",
     ) -> RenderReport:
         """Make sure every view of ``dataset`` through ``pipelines`` is in the cache.
+
+        Missing views are rendered by the fast batched path
+        (:class:`~driftlab.pipeline.batched.FastRenderer`), a chunk of items
+        at a time, on ``device``.
 
         Parameters
         ----------
         dataset : RawDataset
             Items to render (``sample.raw`` ``(H, W)`` in [0, 1]).
-        pipelines : sequence of PipelineSpec or StaticPipeline
-            Pipelines with a static form; names must be unique.
+        pipelines : sequence of PipelineSpec, StaticPipeline or ResolvedPipeline
+            Pipelines to render; names must be unique.
         camera : CameraParams or None
             Camera for :class:`PipelineSpec` entries; defaults to the dataset's.
         registry : Registry or None
             Registry to resolve specs with (default: installed plugins).
         workers : int
-            0 renders in this process; ``n > 0`` uses ``n`` worker processes
-            (the dataset and pipelines must be picklable).
+            0 renders in this process; ``n > 0`` uses ``n`` CPU worker
+            processes, one torch thread each (the dataset and pipelines must
+            be picklable). Ignored on a CUDA device, which renders in this
+            process.
         chunk_size : int or None
-            Items per task; default spreads the items over about four tasks
-            per worker.
-        progress : bool
-            Show a tqdm progress bar over items.
+            Items per task (default: about four tasks per worker, or
+            :data:`DEFAULT_CHUNK_ITEMS` in this process).
+        progress : callable, optional
+            ``progress(items_done, items_total)`` after every chunk of items
+            (the experiment engine forwards it to its display).
+        device : str or torch.device
+            Where to render: ``"cpu"`` or a CUDA device (``"cuda"``, ``"cuda:1"``).
 
         Returns
         -------
@@ -371,31 +420,48 @@ class ViewCache:
             Duplicate pipeline names, negative ``workers``, or objects that
             cannot be sent to worker processes.
         driftlab.pipeline.spec.SpecError
-            A pipeline that cannot be built statically for the camera.
+            A pipeline that does not resolve for the camera.
+        driftlab.pipeline.outputs.StageOutputError
+            A stage returned a wrong shape or dtype or NaN/Inf values.
         """
         start = time.perf_counter()
         camera = camera or dataset.spec.camera
-        built = [
-            p if isinstance(p, StaticPipeline) else build_static(p, camera, registry)
+        resolved = [
+            p
+            if isinstance(p, ResolvedPipeline)
+            else (p.resolved if isinstance(p, StaticPipeline) else resolve(p, camera, registry))
             for p in pipelines
         ]
-        names = [p.name for p in built]
+        names = [p.name for p in resolved]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise CacheError(f"pipeline names must be unique, repeated: {', '.join(duplicates)}")
         if isinstance(workers, bool) or int(workers) < 0:
             raise CacheError(f"workers must be >= 0, got {workers!r}")
-        workers = int(workers)
+        device = str(torch.device(device))
+        workers = 0 if device.startswith("cuda") else int(workers)
+        for p in resolved:  # fails on a stage without any form before anything is written
+            FastRenderer(p, device="cpu")
+        self.clean_temp()
         n = len(dataset)
-        parts = tuple(self.key_part(p) for p in built)
+        parts = tuple(self.key_part(p) for p in resolved)
         if chunk_size is None:
-            chunk_size = max(1, math.ceil(n / max(1, 4 * workers))) if workers else 16
+            chunk_size = max(1, math.ceil(n / (4 * workers))) if workers else DEFAULT_CHUNK_ITEMS
         chunks = [tuple(range(i, min(n, i + chunk_size))) for i in range(0, n, chunk_size)]
         jobs = [
-            _Job(dataset, chunk, tuple(built), parts, str(self.root), self.dtype)
+            _Job(
+                dataset,
+                chunk,
+                tuple(resolved),
+                parts,
+                str(self.root),
+                self.dtype,
+                device,
+                threads=1 if workers else 0,
+            )
             for chunk in chunks
         ]
-        keys: list[list[str]] = [[""] * n for _ in built]
+        keys: list[list[str]] = [[""] * n for _ in resolved]
         counts = {"rendered": 0, "reused": 0, "repaired": 0}
 
         def collect(result: list[tuple[int, list[tuple[str, str]]]]) -> int:
@@ -405,22 +471,29 @@ class ViewCache:
                     counts[status] += 1
             return len(result)
 
-        with tqdm(total=n, desc="rendering views", unit="item", disable=not progress) as bar:
-            if workers == 0 or len(jobs) <= 1:
-                for job in jobs:
-                    bar.update(collect(_run_job(job)))
-            else:
-                try:
-                    pickle.dumps(jobs[0])
-                except Exception as exc:
-                    raise CacheError(
-                        "the dataset or a pipeline cannot be sent to worker processes "
-                        f"({type(exc).__name__}: {exc}); use workers=0"
-                    ) from exc
-                with ProcessPoolExecutor(max_workers=workers) as pool:
-                    futures = [pool.submit(_run_job, job) for job in jobs]
-                    for future in as_completed(futures):
-                        bar.update(collect(future.result()))
+        done = 0
+
+        def advance(count: int) -> None:
+            nonlocal done
+            done += count
+            if progress is not None:
+                progress(done, n)
+
+        if workers == 0 or len(jobs) <= 1:
+            for job in jobs:
+                advance(collect(_run_job(attrs.evolve(job, threads=0))))
+        else:
+            try:
+                payloads = [cloudpickle.dumps(job) for job in jobs]
+            except Exception as exc:
+                raise CacheError(
+                    "the dataset or a pipeline cannot be sent to worker processes "
+                    f"({type(exc).__name__}: {exc}); use workers=0"
+                ) from exc
+            with process_pool(workers) as pool:
+                futures = [pool.submit(_run_job_payload, payload) for payload in payloads]
+                for future in as_completed(futures):
+                    advance(collect(future.result()))
         return RenderReport(
             rendered=counts["rendered"],
             reused=counts["reused"],
@@ -428,6 +501,23 @@ class ViewCache:
             keys={name: tuple(k) for name, k in zip(names, keys, strict=True)},
             seconds=time.perf_counter() - start,
         )
+
+
+def _writer_gone(name: str) -> bool:
+    """Whether a temporary file's writer (``.tmp-<pid>@<host>-...``) has ended on this host."""
+    match = re.fullmatch(rf"{re.escape(TEMP_PREFIX)}(\d+)@(.+)-[0-9a-f]{{16}}-[0-9a-f]{{8}}", name)
+    if match is None or match.group(2) != _HOST:
+        return False
+    pid = int(match.group(1))
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OSError):
+        return False
+    return False
 
 
 def _read(path: Path, dtype: str) -> tuple[str, np.ndarray | None]:
@@ -458,7 +548,11 @@ def _write(path: Path, view: np.ndarray, dtype: str) -> Path:
     np.save(buffer, _encode(array, dtype), allow_pickle=False)
     payload = buffer.getvalue()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.stem[:16]}-", dir=path.parent)
+    temp = path.parent / (
+        f"{TEMP_PREFIX}{os.getpid()}@{_HOST}-{path.stem[:16]}-{secrets.token_hex(4)}"
+    )
+    # O_EXCL: never reuse a name; mode 0o666 less the umask, like any new file
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(MAGIC + hashlib.sha256(payload).digest() + payload)
@@ -466,28 +560,45 @@ def _write(path: Path, view: np.ndarray, dtype: str) -> Path:
             os.fsync(handle.fileno())
         os.replace(temp, path)
     except BaseException:
-        Path(temp).unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
         raise
     return path
 
 
+def _run_job_payload(payload: bytes) -> list[tuple[int, list[tuple[str, str]]]]:
+    """:func:`_run_job` on a cloudpickled job (plugins registered in-process travel by value)."""
+    return _run_job(cloudpickle.loads(payload))
+
+
 def _run_job(job: _Job) -> list[tuple[int, list[tuple[str, str]]]]:
-    """Render or reuse every view of a chunk; returns (index, [(key, status)]) per item."""
+    """Render or reuse every view of a chunk; returns (index, [(key, status)]) per item.
+
+    Missing views are rendered with the fast path, one batch per pipeline and
+    raw shape.
+    """
+    if job.threads:
+        torch.set_num_threads(job.threads)  # a worker process of ours: no oversubscription
     root = Path(job.root)
-    out: list[tuple[int, list[tuple[str, str]]]] = []
-    for index in job.indices:
-        raw = job.dataset[index].raw
-        raw_hash = raw_digest(raw)
-        entries: list[tuple[str, str]] = []
-        for pipeline, part in zip(job.pipelines, job.key_parts, strict=True):
-            key = ViewCache.combine(raw_hash, part)
+    raws = {index: np.asarray(job.dataset[index].raw) for index in job.indices}
+    entries: dict[int, list[tuple[str, str]]] = {index: [] for index in job.indices}
+    for k, (pipeline, part) in enumerate(zip(job.pipelines, job.key_parts, strict=True)):
+        missing: dict[tuple[int, ...], list[tuple[int, Path, str]]] = {}
+        for index, raw in raws.items():
+            key = ViewCache.combine(raw_digest(raw), part)
             path = root / key[:2] / f"{key}{SUFFIX}"
             status, _ = _read(path, job.dtype)
             if status == "ok":
-                entries.append((key, "reused"))
-                continue
-            view = pipeline(raw)
-            _write(path, view, job.dtype)
-            entries.append((key, "repaired" if status == "corrupt" else "rendered"))
-        out.append((index, entries))
-    return out
+                entries[index].append((key, "reused"))
+            else:
+                entries[index].append((key, "pending"))
+                missing.setdefault(raw.shape, []).append((index, path, status))
+        if not missing:
+            continue
+        renderer = FastRenderer(pipeline, device=job.device)
+        for items in missing.values():
+            views = renderer.render_numpy(np.stack([raws[index] for index, _, _ in items]))
+            for (index, path, status), view in zip(items, views, strict=True):
+                _write(path, view, job.dtype)
+                key = entries[index][k][0]
+                entries[index][k] = (key, "repaired" if status == "corrupt" else "rendered")
+    return [(index, entries[index]) for index in job.indices]

@@ -176,6 +176,12 @@ def parse_domain(data: object, where: str) -> Domain:
     raise ValueError(f"{where}: expected a domain [low, high] or a table, got {data!r}")
 
 
+def _nested_tuple(array: np.ndarray) -> object:
+    if array.ndim == 0:
+        return float(array)
+    return tuple(_nested_tuple(a) for a in array)
+
+
 @attrs.frozen
 class ParamSpec:
     """Declaration of one stage parameter.
@@ -187,7 +193,8 @@ class ParamSpec:
     shape : tuple of int
         Tensor shape; ``()`` for a scalar.
     default : tuple or float
-        Default value, nested to match ``shape``.
+        Default value, nested to match ``shape``; a single number is
+        broadcast to ``shape`` (stored as nested tuples).
     unit : str
         Physical unit printed in reports (``"fraction of white level"``).
     domain : Domain
@@ -220,6 +227,10 @@ class ParamSpec:
 
     def __attrs_post_init__(self) -> None:
         default = np.asarray(self.default, dtype=np.float64)
+        if default.ndim == 0 and self.shape != ():
+            # a scalar default stands for every element (documented); frozen, hence setattr
+            default = np.full(self.shape, float(default))
+            object.__setattr__(self, "default", _nested_tuple(default))
         if default.shape != self.shape:
             raise ValueError(
                 f"parameter {self.name!r}: default has shape {default.shape}, "

@@ -41,7 +41,9 @@ def test_stages_listing_shows_domains_and_units():
     assert "[1.6, 2.8] exponent" in result.output
     data = json.loads(run("stages", "--json").output)
     menon = next(d for d in data if d["key"] == "demosaic.menon2007")
-    assert menon["forms"] == ["static"]
+    assert menon["forms"] == ["static", "differentiable"]
+    poisson = next(d for d in data if d["key"] == "illumination.poisson")
+    assert poisson["forms"] == ["static"]
 
 
 def test_pipelines_listing_and_show():
@@ -110,6 +112,16 @@ def test_render_tiff_npy_and_differentiable_form(tmp_path):
     assert np.abs(static - diff).max() <= 1.0  # float32 rounding at most one 8-bit level
 
 
+def _static_only_toml(tmp_path):
+    path = tmp_path / "low_light.toml"
+    path.write_text(
+        'name = "low-light"\n[[stages]]\nslot = "black_level"\n'
+        '[[stages]]\nslot = "illumination"\nvariant = "poisson"\nparams = { ratio = 0.5 }\n'
+        '[[stages]]\nslot = "demosaic"\nvariant = "bilinear"\n[[stages]]\nslot = "gamma"\n'
+    )
+    return path
+
+
 def test_render_errors_name_the_option(tmp_path):
     path, _ = _raw_file(tmp_path)
     out = tmp_path / "out"
@@ -124,7 +136,7 @@ def test_render_errors_name_the_option(tmp_path):
         (["--shape", "32x48", "--bits", "10", "--pipelines", "bi,s,mx"], "unknown pipeline"),
         (["--shape", "32x40", "--bits", "10"], "expected 2560"),
         (["--shape", "32x48", "--bits", "9"], "exceeds the white level 511"),
-        (["--shape", "32x48", "--bits", "10", "--form", "differentiable", "--pipelines", "me,s,me"],
+        (["--shape", "32x48", "--bits", "10", "--form", "differentiable", "--pipelines", str(_static_only_toml(tmp_path))],
          "no differentiable form"),
         (["--shape", "32x48", "--bits", "10", "--white-balance", "20,1,1"], "outside its domain"),
     ]  # fmt: skip

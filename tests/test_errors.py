@@ -157,10 +157,17 @@ def test_stage_chain_errors():
 
 
 def test_static_only_stage_in_differentiable_pipeline():
-    with pytest.raises(
-        SpecError, match=r"no differentiable form for demosaic.menon2007, denoise.median"
-    ):
-        build_differentiable(get_pipeline("me,s,me"), CAMERA)
+    spec = PipelineSpec(
+        "low-light",
+        [
+            StageConfig("black_level"),
+            StageConfig("illumination", "poisson", params={"ratio": 0.5}),
+            StageConfig("demosaic", "bilinear"),
+            StageConfig("gamma"),
+        ],
+    )
+    with pytest.raises(SpecError, match=r"no differentiable form for illumination.poisson"):
+        build_differentiable(spec, CAMERA)
 
 
 def test_toml_typos_name_key_and_closest_valid_name(tmp_path):

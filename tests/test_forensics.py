@@ -124,7 +124,14 @@ def test_config_errors_name_the_key(synthesis_run, tmp_path, changes, message):
 
 
 def test_gradient_attack_on_static_only_pipeline_is_refused(synthesis_run, tmp_path):
-    config = forensics_config(synthesis_run, pipeline__base="bi,s,me")
+    # every paper data model has both forms: use a stage with a static form only
+    base = tmp_path / "low_light.toml"
+    base.write_text(
+        'name = "low-light"\n[[stages]]\nslot = "black_level"\n'
+        '[[stages]]\nslot = "illumination"\nvariant = "poisson"\nparams = { ratio = 0.5 }\n'
+        '[[stages]]\nslot = "demosaic"\nvariant = "bilinear"\n[[stages]]\nslot = "gamma"\n'
+    )
+    config = forensics_config(synthesis_run, pipeline__base=str(base))
     with pytest.raises(ConfigError, match="needs gradients"):
         run_forensics(config, out=tmp_path / "never")
 

@@ -11,8 +11,8 @@ from skimage.color import rgb2yuv, yuv2rgb
 from driftlab.cfa import CFA_PATTERNS, cfa_masks
 from driftlab.registry import get_registry
 from driftlab.stages import BUILTIN_STAGES
-from driftlab.stages._filters import pad_symmetric, rgb_to_yuv_numpy, yuv_to_rgb_numpy
 from driftlab.stages.base import StageContext
+from driftlab.stages.filters import pad_symmetric, rgb_to_yuv_numpy, yuv_to_rgb_numpy
 from driftlab.verify import verify_stage
 
 BOTH_FORMS = [s for s in BUILTIN_STAGES if len(s.forms) == 2]
@@ -27,10 +27,19 @@ def test_builtin_stage_contract(stage):
     assert check.cases >= 3
 
 
-def test_static_only_variants_are_declared_as_such():
+def test_every_reference_variant_has_both_forms():
     registry = get_registry()
-    assert registry.stage("demosaic", "menon2007").forms == ("static",)
-    assert registry.stage("denoise", "median").forms == ("static",)
+    for key in (
+        "demosaic.bilinear",
+        "demosaic.malvar2004",
+        "demosaic.menon2007",
+        "sharpen.sharpening_filter",
+        "sharpen.unsharp_masking",
+        "sharpen.column_unsharp_masking",
+        "denoise.gaussian",
+        "denoise.median",
+    ):
+        assert registry.stage(*key.split(".")).forms == ("static", "differentiable"), key
 
 
 def test_every_reference_variant_is_registered():
@@ -133,13 +142,85 @@ def test_gamma_gradient_is_finite_at_zero():
     assert torch.isfinite(x.grad).all()
 
 
-def test_unsharp_masking_clip_rule_follows_scikit_image():
-    # Y with negative values is clipped to [-1, 1] instead of [0, 1].
+def test_unsharp_masking_is_range_preserving_without_image_wide_clip_switch():
+    # The same pixel must get the same value whether or not another pixel of the
+    # image has negative luma (scikit-image without preserve_range switches the
+    # clip range of the whole image); values outside [0, 1] pass through.
     stage = get_registry().stage("sharpen", "unsharp_masking")
     rng = np.random.default_rng(5)
-    x = rng.uniform(-0.3, 1.2, size=(3, 10, 10))
+    x = rng.uniform(0.2, 1.0, size=(3, 12, 12))
+    x[:, 5, 5] = 1.0  # a bright spot: sharpening overshoots above 1
     params = {"radius": np.array(1.0), "amount": np.array(1.5)}
-    static = stage.static(x, StageContext(), **params)
+    positive = stage.static(x, StageContext(), **params)
+    assert positive.max() > 1.0  # not clipped
+    with_negative = x.copy()
+    with_negative[:, 0, 11] = -0.5  # one far-away pixel with negative luma
+    other = stage.static(with_negative, StageContext(), **params)
+    np.testing.assert_allclose(other[:, 4:7, 4:7], positive[:, 4:7, 4:7], atol=1e-12)
     torch_params = {k: torch.as_tensor(v) for k, v in params.items()}
-    diff = stage.differentiable(torch.as_tensor(x[None]), StageContext(), **torch_params)
-    np.testing.assert_allclose(diff[0].numpy(), static, atol=1e-12)
+    diff = stage.differentiable(
+        torch.as_tensor(with_negative[None]), StageContext(), **torch_params
+    )
+    np.testing.assert_allclose(diff[0].numpy(), other, atol=1e-12)
+
+
+def test_column_unsharp_masking_reproduces_scikit_image_018_multichannel_call():
+    # skimage 0.18's unsharp_mask(Y, multichannel=True) looped over the last axis,
+    # filtering each column of the 2-D luma as a 1-D signal, without clipping.
+    from skimage.filters import unsharp_mask
+
+    stage = get_registry().stage("sharpen", "column_unsharp_masking")
+    rng = np.random.default_rng(6)
+    x = rng.uniform(-0.1, 1.1, size=(3, 16, 10))
+    out = stage.static(x, StageContext(), radius=np.array(1.0), amount=np.array(1.0))
+    luma = rgb_to_yuv_numpy(x)[0]
+    expected = np.stack(
+        [unsharp_mask(luma[:, j], radius=1.0, amount=1.0, preserve_range=True) for j in range(10)],
+        axis=1,
+    )
+    np.testing.assert_allclose(rgb_to_yuv_numpy(out)[0], expected, atol=1e-12)
+    # rows are not mixed: a change in one column leaves the others alone
+    y = x.copy()
+    y[:, :, 3] += 0.2
+    changed = stage.static(y, StageContext(), radius=np.array(1.0), amount=np.array(1.0))
+    np.testing.assert_allclose(np.delete(changed, 3, axis=2), np.delete(out, 3, axis=2), atol=1e-12)
+
+
+@pytest.mark.parametrize("cfa", CFA_PATTERNS)
+def test_differentiable_menon_equals_colour_demosaicing_bit_for_bit(cfa):
+    # float64: same directional decisions and same arithmetic order as the library
+    stage = get_registry().stage("demosaic", "menon2007")
+    rng = np.random.default_rng(7)
+    for mosaic in (rng.random((26, 34)), np.round(rng.random((40, 40)) * 1023) / 1023):
+        static = stage.static(mosaic, StageContext(cfa=cfa))
+        diff = stage.differentiable(torch.as_tensor(mosaic[None, None]), StageContext(cfa=cfa))
+        np.testing.assert_array_equal(diff[0].numpy(), static)
+
+
+def test_menon_gradient_flows_through_the_selected_direction_only():
+    # Columns constant, rows varying: the vertical estimate wins everywhere, so the
+    # green value at a red site depends on its column only; the transposed scene
+    # selects the horizontal estimate and gives the transposed gradient.
+    stage = get_registry().stage("demosaic", "menon2007")
+    scene = np.tile(0.5 + 0.4 * np.sin(np.arange(20) * 1.3), (20, 1))
+    grads = []
+    for mosaic in (scene, scene.T):
+        x = torch.as_tensor(mosaic[None, None].copy()).requires_grad_(True)
+        stage.differentiable(x, StageContext())[0, 1, 10, 10].backward()  # G at a red site
+        grads.append(x.grad[0, 0].numpy())
+    rows, cols = np.nonzero(grads[0])
+    assert set(cols) == {10} and rows.min() < 10 < rows.max()
+    np.testing.assert_array_equal(grads[1], grads[0].T)
+
+
+def test_median_gradient_goes_to_the_selected_element():
+    from driftlab.stages.filters import median3x3
+
+    y = torch.tensor([[[[0.1, 0.9, 0.3], [0.7, 0.5, 0.2], [0.8, 0.4, 0.6]]]], dtype=torch.float64)
+    y.requires_grad_(True)
+    out = median3x3(y)
+    assert float(out[0, 0, 1, 1].detach()) == 0.5
+    out[0, 0, 1, 1].backward()
+    expected = torch.zeros_like(y)
+    expected[0, 0, 1, 1] = 1.0
+    assert torch.equal(y.grad, expected)

@@ -212,11 +212,13 @@ def verify(
 ) -> None:
     """Check every stage with both forms: static == differentiable and gradcheck.
 
-    Exits with status 1 when any stage fails. Plugin authors run this on
-    their own stages (--plugin NAME).
+    Without --stage/--plugin, also checks the paper's twelve data models in
+    all three forms (static, differentiable, fast render path). Exits with
+    status 1 when anything fails. Plugin authors run this on their own
+    stages (--plugin NAME).
     """
     from driftlab.registry import suggest
-    from driftlab.verify import verify_stage
+    from driftlab.verify import check_summary, report_lines, verify_data_models, verify_stage
 
     registry = _registry()
     stages = {k: s for k, s in registry.items("stages").items() if len(s.forms) == 2}
@@ -238,44 +240,13 @@ def verify(
         if (not stage_keys or key in stage_keys)
         and (not plugin_names or registry.owner("stages", key) in plugin_names)
     ]
+    models = [] if stage_keys or plugin_names else verify_data_models(registry=registry, seed=seed)
     if as_json:
-        data = [
-            {
-                "stage": c.key,
-                "plugin": c.plugin,
-                "max_abs_diff": c.max_abs_diff,
-                "tolerance": c.tolerance,
-                "cases": c.cases,
-                "gradcheck": c.gradcheck,
-                "passed": c.passed,
-                "error": c.error,
-            }
-            for c in checks
-        ]
-        click.echo(json.dumps(data, indent=2))
+        click.echo(json.dumps([check_summary(c) for c in [*checks, *models]], indent=2))
     else:
-        rows = [
-            (
-                c.key,
-                c.plugin,
-                f"{c.max_abs_diff:.2e}",
-                f"{c.tolerance:.0e}",
-                c.cases,
-                "ok" if c.gradcheck else "FAIL",
-                "PASS" if c.passed else "FAIL",
-            )
-            for c in checks
-        ]
-        echo_table(
-            rows,
-            ("stage", "plugin", "max|static-diff|", "tolerance", "cases", "gradcheck", "result"),
-        )
-        for c in checks:
-            if c.error:
-                click.echo(f"{c.key}: {c.error}")
-        failed = sum(not c.passed for c in checks)
-        click.echo(f"{len(checks) - failed} passed, {failed} failed")
-    if any(not c.passed for c in checks):
+        for line in report_lines(checks, models):
+            click.echo(line)
+    if any(not c.passed for c in [*checks, *models]):
         sys.exit(1)
 
 
@@ -284,9 +255,11 @@ def verify(
 @click.option(
     "--pipelines",
     "selection",
-    default="all",
+    multiple=True,
+    default=("all",),
     show_default=True,
-    help="'all', names such as 'bi,s,me,ma,u,ga', or pipeline TOML files (comma-separated).",
+    help="'all', names such as 'bi,s,me,ma,u,ga', or pipeline TOML files "
+    "(separated by ',' or ';', or repeat the option).",
 )
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--shape", help="HEIGHTxWIDTH of a headerless .raw file, e.g. 1080x1920.")
@@ -302,10 +275,10 @@ def verify(
 @click.option("--color-matrix", help="Nine numbers, row-major 3x3.")
 @click.option(
     "--form",
-    type=click.Choice(["static", "differentiable"]),
-    default="static",
+    type=click.Choice(["fast", "static", "differentiable"]),
+    default="fast",
     show_default=True,
-    help="Render with the numpy or the torch implementation.",
+    help="Render with the fast batched path, the numpy reference or the torch form.",
 )
 @click.option("--device", default="auto", show_default=True, help="Torch device: auto, cpu, cuda.")
 @click.option(
@@ -317,7 +290,7 @@ def verify(
 )
 def render(
     raw: Path,
-    selection: str,
+    selection: tuple[str, ...],
     out_dir: Path,
     shape: str | None,
     bits: int | None,

@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import random
 import socket
-import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -251,33 +250,3 @@ def execute_cell(
         host=socket.gethostname(),
         pid=os.getpid(),
     )
-
-
-def watch_parent(parent_pid: int, interval: float = 1.0) -> None:
-    """Exit this (worker) process as soon as ``parent_pid`` is no longer its parent.
-
-    Worker processes must never outlive their driver: on Linux the kernel is
-    asked to SIGKILL this process when its parent dies (``PR_SET_PDEATHSIG``);
-    everywhere a daemon thread also polls the parent pid.
-    """
-    import signal
-    import sys
-
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL("libc.so.6", use_errno=True)
-            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-        except OSError:  # pragma: no cover - libc without prctl
-            pass
-    if os.getppid() != parent_pid:  # the parent died before the call above
-        os._exit(1)
-
-    def watch() -> None:
-        while True:
-            time.sleep(interval)
-            if os.getppid() != parent_pid:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="driftlab-parent-watch", daemon=True).start()

@@ -25,31 +25,23 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import os
 import queue as queue_module
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from typing import Any, Protocol
 
 import attrs
 import cloudpickle
 
-from driftlab.engine.cell import (
-    ArrayRef,
-    Cell,
-    CellFailure,
-    CellSuccess,
-    execute_cell,
-    watch_parent,
-)
+from driftlab.engine.cell import ArrayRef, Cell, CellFailure, CellSuccess, execute_cell
+from driftlab.workers import process_pool, worker_events
 
 __all__ = [
     "Executor",
     "LocalExecutor",
     "device_for",
     "make_executor",
-    "process_pool",
     "register_by_value",
 ]
 
@@ -90,48 +82,11 @@ def register_by_value(modules: Sequence[str]) -> None:
 
 # -- local process pool ------------------------------------------------------------------------
 
-_EVENTS: Any = None
-
-
-def _worker_init(events: Any, path: list[str], parent: int) -> None:
-    global _EVENTS
-    _EVENTS = events
-    sys.path[:] = path
-    watch_parent(parent)
-    os.environ["DRIFTLAB_WORKER"] = "1"
-    import torch
-
-    torch.set_num_threads(1)
-
-
-def process_pool(workers: int, events: Any = None) -> ProcessPoolExecutor:
-    """driftlab's one worker-pool policy: ``workers`` *spawned* processes.
-
-    Spawned (never forked) processes, because forking a process whose torch
-    (OpenMP) or CUDA threads are running can deadlock the child; each worker
-    uses one torch thread (the processes already use the cores), sees the
-    driver's ``sys.path`` and exits as soon as the driver dies.
-
-    Parameters
-    ----------
-    workers : int
-        Number of processes (>= 1).
-    events : multiprocessing queue, optional
-        Where cells running in the workers send progress events.
-    """
-    context = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=context,
-        initializer=_worker_init,
-        initargs=(events, list(sys.path), os.getpid()),
-    )
-
-
 def _emit_to_queue(event: tuple[Any, ...]) -> None:
-    if _EVENTS is not None:
+    events = worker_events()
+    if events is not None:
         with contextlib.suppress(Exception):  # a full or closed queue must never fail a cell
-            _EVENTS.put_nowait(event)
+            events.put_nowait(event)
 
 
 def _run_payload(payload: bytes, device: str) -> CellSuccess | CellFailure:

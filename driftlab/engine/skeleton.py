@@ -416,6 +416,7 @@ def rebuild_report(
 def _run_cells(experiment, plan, run, registry, executor, trackers, quiet, stream):
     with Progress(experiment.kind, quiet=quiet, stream=stream) as progress:
         started = time.perf_counter()
+        register_by_value(registry.in_process_modules())  # before any worker pool starts
         prepared = experiment.prepare(plan, run, progress)
         cells = experiment.cells(plan, prepared, run)
         keys = [c.key for c in cells]
@@ -427,7 +428,6 @@ def _run_cells(experiment, plan, run, registry, executor, trackers, quiet, strea
             run.discard_cell(key)
         todo = [c for c in cells if c.key not in good]
         progress.begin_cells(len(cells), len(good), {c.key: c.label for c in cells})
-        register_by_value(registry.in_process_modules())
         failures: list[CellFailure] = []
         computed = 0
         for result in executor.run(todo, progress.event, prepared.arrays):

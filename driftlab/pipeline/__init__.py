@@ -1,7 +1,9 @@
 """Pipelines: declared as data, resolved against plugins and a camera, built
 as static (numpy) or differentiable (torch) callables."""
 
+from driftlab.pipeline.batched import FastRenderer, render_views
 from driftlab.pipeline.differentiable import DifferentiablePipeline, build_differentiable
+from driftlab.pipeline.outputs import StageOutputError
 from driftlab.pipeline.resolve import ResolvedPipeline, ResolvedStage, resolve
 from driftlab.pipeline.spec import PipelineSpec, SpecError, StageConfig, load_pipeline_file
 from driftlab.pipeline.static import StaticPipeline, build_static
@@ -11,6 +13,7 @@ from driftlab.pipeline.zoo import (
     expand_pipeline_names,
     get_pipeline,
     grid,
+    parse_pipeline_selection,
     reference_pipeline,
 )
 
@@ -18,11 +21,13 @@ __all__ = [
     "PAPER_DATA_MODELS",
     "REFERENCE_SLOTS",
     "DifferentiablePipeline",
+    "FastRenderer",
     "PipelineSpec",
     "ResolvedPipeline",
     "ResolvedStage",
     "SpecError",
     "StageConfig",
+    "StageOutputError",
     "StaticPipeline",
     "build_differentiable",
     "build_static",
@@ -30,6 +35,8 @@ __all__ = [
     "get_pipeline",
     "grid",
     "load_pipeline_file",
+    "parse_pipeline_selection",
     "reference_pipeline",
+    "render_views",
     "resolve",
 ]

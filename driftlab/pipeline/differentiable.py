@@ -7,11 +7,13 @@ parameters as ``nn.Parameter`` objects.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
 from driftlab.camera import CameraParams
 from driftlab.params import Domain
+from driftlab.pipeline.outputs import check_stage_output, expected_output_shape
 from driftlab.pipeline.resolve import ResolvedPipeline, resolve
 from driftlab.pipeline.spec import PipelineSpec, SpecError, StageConfig
 from driftlab.registry import Registry
@@ -76,20 +78,51 @@ class DifferentiablePipeline(nn.Module):
         -------
         torch.Tensor or (torch.Tensor, dict)
             ``(B, 3, H, W)`` views (in [0, 1] when the pipeline ends with
-            gamma), and optionally ``{stage name: output}``.
+            gamma), and optionally ``{stage name: output}``. Without
+            intermediates the built-in stages run fused
+            (:mod:`driftlab.pipeline.fused`): the same views and gradients,
+            fewer passes over memory.
 
         Raises
         ------
         driftlab.validation.RawInputError
             Wrong shape, odd sides, NaN/Inf or values out of range.
+        driftlab.pipeline.outputs.StageOutputError
+            A stage returned the wrong shape or dtype, or a plugin stage
+            returned NaN/Inf values (naming the stage and its plugin).
         """
         x = validate_raw_batch(raw, allow_out_of_range=allow_out_of_range)
+        if not intermediates:
+            from driftlab.pipeline.fused import fused_forward
+
+            return fused_forward(self, x)
         steps: dict[str, torch.Tensor] = {}
-        for name, stage in self.stages.items():
-            x = stage(x)
-            if intermediates:
-                steps[name] = x
-        return (x, steps) if intermediates else x
+        for index, name in enumerate(self.stages):
+            x = self.run_stage(index, x)
+            steps[name] = x
+        return x, steps
+
+    def run_stage(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        """Apply stage ``index`` to ``x`` and check its output.
+
+        Raises
+        ------
+        driftlab.pipeline.outputs.StageOutputError
+            Wrong shape or dtype, or NaN/Inf from a plugin stage (built-in
+            stages are verified, so their outputs are not scanned).
+        """
+        resolved = self.resolved.stages[index]
+        b, _, h, w = x.shape
+        dtype = x.dtype
+        out = list(self.stages.values())[index](x)
+        return check_stage_output(
+            resolved,
+            out,
+            "differentiable",
+            expected_output_shape(resolved, h, w, batch=b),
+            dtype,
+            finite=not resolved.plugin.startswith("driftlab.builtin"),
+        )
 
     def named_stage_parameters(self) -> dict[str, nn.Parameter]:
         """Learnable parameters keyed ``"stage.param"`` (e.g. ``"gamma.gamma"``)."""
@@ -107,6 +140,57 @@ class DifferentiablePipeline(nn.Module):
             for name, stage in self.stages.items()
             for pname in stage.learnable
         }
+
+    def current_values(self) -> dict[str, dict[str, np.ndarray]]:
+        """Every stage parameter's current value, ``{stage name: {param: float64 array}}``."""
+        return {
+            name: {k: v.detach().cpu().double().numpy() for k, v in stage.param_tensors().items()}
+            for name, stage in self.stages.items()
+        }
+
+    def render_fast(
+        self,
+        raw: torch.Tensor | np.ndarray,
+        *,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype = torch.float32,
+        linear_dtype: torch.dtype = torch.float64,
+        allow_out_of_range: bool = False,
+    ) -> torch.Tensor:
+        """Views with the current parameter values, by the fast render path (no autograd).
+
+        The same views as :meth:`forward` (within the fast path's agreement
+        with the static reference, see :mod:`driftlab.pipeline.batched`),
+        much faster, for evaluation during attacks and training.
+
+        Parameters
+        ----------
+        raw : torch.Tensor or numpy.ndarray
+            ``(B, 1, H, W)``, ``(B, H, W)`` or ``(H, W)`` mosaics in [0, 1].
+        device : str or torch.device, optional
+            Where to render; default the device of the pipeline's parameters.
+        dtype, linear_dtype : torch.dtype
+            Output dtype and dtype of the linear arithmetic (see
+            :class:`~driftlab.pipeline.batched.FastRenderer`).
+
+        Returns
+        -------
+        torch.Tensor
+            ``(B, 3, H, W)`` views in ``dtype``, not attached to any graph.
+        """
+        from driftlab.pipeline.batched import FastRenderer
+
+        if device is None:
+            tensors = [*self.parameters(), *self.buffers()]
+            device = tensors[0].device if tensors else torch.device("cpu")
+        renderer = FastRenderer(
+            self.resolved,
+            device=device,
+            dtype=dtype,
+            linear_dtype=linear_dtype,
+            values=self.current_values(),
+        )
+        return renderer(raw, allow_out_of_range=allow_out_of_range)
 
     @torch.no_grad()
     def project_(self) -> None:

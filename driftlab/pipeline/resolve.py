@@ -35,12 +35,21 @@ class ResolvedStage:
     name : str
         Unique name within the pipeline (the slot, suffixed ``_2``... when a
         slot repeats).
+    plugin : str
+        Name of the plugin that declared the stage (for error messages).
     """
 
     spec: StageSpec
     values: dict[str, np.ndarray]
     domains: dict[str, Domain]
     name: str
+    plugin: str = ""
+
+    @property
+    def label(self) -> str:
+        """``stage 'name' (slot.variant, plugin 'p')`` for error messages."""
+        owner = f", plugin {self.plugin!r}" if self.plugin else ""
+        return f"stage {self.name!r} ({self.spec.key}{owner})"
 
 
 @attrs.frozen
@@ -59,7 +68,7 @@ class ResolvedPipeline:
     @property
     def context(self) -> StageContext:
         """CFA pattern, bit depth and seed handed to every stage."""
-        return StageContext(cfa=self.camera.cfa, bit_depth=self.camera.bit_depth, seed=self.seed)
+        return _context(self.camera, self.seed)
 
     @property
     def forms(self) -> tuple[str, ...]:
@@ -69,6 +78,12 @@ class ResolvedPipeline:
             for form in ("static", "differentiable")
             if all(form in s.spec.forms for s in self.stages)
         )
+
+
+def _context(camera: CameraParams, seed: int) -> StageContext:
+    return StageContext(
+        cfa=camera.cfa, bit_depth=camera.bit_depth, seed=int(seed), white_level=camera.saturation
+    )
 
 
 def resolve(
@@ -163,10 +178,19 @@ def resolve(
                 "mosaic stages go before the demosaic stage, RGB stages after it"
             )
         kind = stage.output_kind
+        if stage.check_params is not None:
+            try:
+                stage.check_params(_context(camera, seed), **values)
+            except ValueError as exc:
+                raise SpecError(f"{where}: {stage.key}: {exc}") from None
         count = used_names.get(stage.slot, 0) + 1
         used_names[stage.slot] = count
         name = stage.slot if count == 1 else f"{stage.slot}_{count}"
-        resolved.append(ResolvedStage(stage, values, domains, name))
+        try:
+            owner = registry.owner("stages", stage.key)
+        except KeyError:
+            owner = ""
+        resolved.append(ResolvedStage(stage, values, domains, name, owner))
     if kind != "rgb":
         raise SpecError(
             f"pipeline {spec.name!r}: ends with a mosaic; add a demosaic stage to produce RGB views"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from driftlab.camera import CameraParams
+from driftlab.pipeline.outputs import check_stage_output, expected_output_shape
 from driftlab.pipeline.resolve import ResolvedPipeline, resolve
 from driftlab.pipeline.spec import PipelineSpec, SpecError
 from driftlab.registry import Registry
@@ -59,12 +60,18 @@ class StaticPipeline:
         ------
         driftlab.validation.RawInputError
             Non-2-D or odd-sized input, NaN/Inf, or values out of range.
+        driftlab.pipeline.outputs.StageOutputError
+            A stage returned something other than a float64 array of its
+            output kind and the input's size, or NaN/Inf values (naming the
+            stage and its plugin).
         """
         x = validate_raw(raw, allow_out_of_range=allow_out_of_range)
         ctx = self.resolved.context
+        h, w = x.shape
         steps: dict[str, np.ndarray] = {}
         for stage in self.resolved.stages:
-            x = stage.spec.static(x, ctx, **stage.values)
+            x = stage.spec.static(x, ctx, **{k: v.copy() for k, v in stage.values.items()})
+            check_stage_output(stage, x, "static", expected_output_shape(stage, h, w), np.float64)
             if intermediates:
                 steps[stage.name] = x
         return (x, steps) if intermediates else x

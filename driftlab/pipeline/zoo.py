@@ -9,8 +9,9 @@ by initials, e.g. ``bi,s,me`` = bilinear, sharpening filter, median.
 
 from __future__ import annotations
 
+import difflib
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from driftlab.pipeline.spec import PipelineSpec, SpecError, StageConfig
 from driftlab.registry import suggest
@@ -21,6 +22,7 @@ __all__ = [
     "expand_pipeline_names",
     "get_pipeline",
     "grid",
+    "parse_pipeline_selection",
     "reference_pipeline",
 ]
 
@@ -37,7 +39,7 @@ REFERENCE_SLOTS: tuple[str, ...] = (
 # initials used in the paper's data-model names
 PAPER_INITIALS: dict[str, dict[str, str]] = {
     "demosaic": {"bilinear": "bi", "menon2007": "me", "malvar2004": "ma"},
-    "sharpen": {"sharpening_filter": "s", "unsharp_masking": "u"},
+    "sharpen": {"sharpening_filter": "s", "unsharp_masking": "u", "column_unsharp_masking": "uc"},
     "denoise": {"median": "me", "gaussian": "ga"},
 }
 
@@ -162,13 +164,121 @@ def get_pipeline(name: str) -> PipelineSpec:
         ) from None
 
 
-def expand_pipeline_names(selection: str | Sequence[str]) -> list[PipelineSpec]:
-    """Turn ``"all"``, a comma-separated string or a list of names/TOML paths into specs.
+def parse_pipeline_selection(
+    selection: str | Sequence[str], known: Collection[str] | None = None
+) -> list[str]:
+    """Split a pipeline selection into names and TOML paths.
 
-    Names of the paper's data models contain commas, so a comma-separated
-    string is split into groups of three initials where that matches
-    (``"bi,s,me,ma,u,ga"`` gives two pipelines). Items ending in ``.toml``
+    Pipeline names contain commas (``bi,s,me``), so a plain comma split is
+    wrong. The rules, for each string of ``selection`` (a repeated command-line
+    option or a config list gives several):
+
+    * ``;`` always separates items;
+    * within an item, comma-separated tokens are joined greedily into the
+      longest known name (``"bi,s,me,ma,u,ga"`` gives ``bi,s,me`` and
+      ``ma,u,ga``); ``all`` stands for every known name;
+    * a token (or a run of tokens) ending in ``.toml`` is a pipeline file;
+    * anything else is an unknown name. It is reported as the run of tokens
+      that looks most like a known name, with that name as a suggestion
+      (``"bi,x,ga"``: unknown pipeline ``'bi,x,ga'``, did you mean
+      ``'bi,s,ga'``?).
+
+    Parameters
+    ----------
+    selection : str or sequence of str
+        What the user typed.
+    known : collection of str, optional
+        Valid names; default the paper's twelve data models.
+
+    Returns
+    -------
+    list of str
+        Names (``all`` expanded, in the order of ``known``) and paths, in
+        order, each once.
+
+    Raises
+    ------
+    SpecError
+        An unknown name (with the closest valid one) or an empty selection.
+    """
+    names = list(known if known is not None else PAPER_DATA_MODELS)
+    known_set = set(names)
+    max_parts = max((n.count(",") + 1 for n in names), default=1)
+    items = [selection] if isinstance(selection, str) else list(selection)
+    out: list[str] = []
+    for item in items:
+        for part in str(item).split(";"):
+            tokens = [t.strip() for t in part.split(",")]
+            if not any(tokens):
+                continue
+            i = 0
+            while i < len(tokens):
+                if not tokens[i]:
+                    i += 1
+                    continue
+                if tokens[i] == "all":
+                    out.extend(names)
+                    i += 1
+                    continue
+                match = next(
+                    (
+                        j
+                        for j in range(min(len(tokens), i + max_parts), i, -1)
+                        if ",".join(tokens[i:j]) in known_set
+                    ),
+                    None,
+                )
+                if match is not None:
+                    out.append(",".join(tokens[i:match]))
+                    i = match
+                    continue
+                toml = next(
+                    (j for j in range(i + 1, len(tokens) + 1) if tokens[j - 1].endswith(".toml")),
+                    None,
+                )
+                if toml is not None:
+                    out.append(",".join(tokens[i:toml]))
+                    i = toml
+                    continue
+                raise SpecError(_unknown_pipeline(tokens[i:], names, max_parts))
+    if not out:
+        raise SpecError(
+            f"no pipeline selected in {selection!r}; use names such as "
+            f"{', '.join(names[:2])}, 'all', or pipeline TOML files"
+        )
+    return list(dict.fromkeys(out))
+
+
+def _unknown_pipeline(tokens: list[str], names: list[str], max_parts: int) -> str:
+    """Message for an unknown name starting at ``tokens[0]``: the likeliest intended run."""
+    best, best_score, best_match = tokens[0], -1.0, ""
+    for k in range(1, min(len(tokens), max_parts) + 1):
+        candidate = ",".join(tokens[:k])
+        close = difflib.get_close_matches(candidate, names, n=1, cutoff=0.0)
+        score = difflib.SequenceMatcher(None, candidate, close[0]).ratio() if close else 0.0
+        if score > best_score:
+            best, best_score, best_match = candidate, score, close[0] if close else ""
+    hint = f" (did you mean {best_match!r}?)" if best_score >= 0.6 else ""
+    return (
+        f"unknown pipeline {best!r}{hint}; named pipelines: {' '.join(names)} "
+        "(separate several with ',' or ';', or give pipeline TOML files)"
+    )
+
+
+def expand_pipeline_names(
+    selection: str | Sequence[str], known: Mapping[str, PipelineSpec] | None = None
+) -> list[PipelineSpec]:
+    """Turn ``"all"``, a comma- or ``;``-separated string or a list of names/TOML paths into specs.
+
+    Parsed by :func:`parse_pipeline_selection`; items ending in ``.toml``
     are read with :func:`driftlab.pipeline.spec.load_pipeline_file`.
+
+    Parameters
+    ----------
+    selection : str or sequence of str
+        What to render or train on.
+    known : mapping of str to PipelineSpec, optional
+        Named pipelines; default the paper's twelve data models.
 
     Raises
     ------
@@ -177,33 +287,11 @@ def expand_pipeline_names(selection: str | Sequence[str]) -> list[PipelineSpec]:
     """
     from driftlab.pipeline.spec import load_pipeline_file
 
-    if isinstance(selection, str):
-        if selection.strip() == "all":
-            return list(PAPER_DATA_MODELS.values())
-        items = _split_names(selection)
-    else:
-        items = list(selection)
+    named = dict(known if known is not None else PAPER_DATA_MODELS)
     out: list[PipelineSpec] = []
-    for item in items:
-        if item == "all":
-            out.extend(PAPER_DATA_MODELS.values())
-        elif item.endswith(".toml"):
+    for item in parse_pipeline_selection(selection, named):
+        if item in named:
+            out.append(named[item])
+        else:
             out.extend(load_pipeline_file(item))
-        else:
-            out.append(get_pipeline(item))
     return out
-
-
-def _split_names(text: str) -> list[str]:
-    tokens = [t.strip() for t in text.split(",") if t.strip()]
-    items: list[str] = []
-    i = 0
-    while i < len(tokens):
-        triple = ",".join(tokens[i : i + 3])
-        if triple in PAPER_DATA_MODELS:
-            items.append(triple)
-            i += 3
-        else:
-            items.append(tokens[i])
-            i += 1
-    return items

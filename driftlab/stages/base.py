@@ -46,14 +46,25 @@ class StageContext:
     cfa : str
         CFA pattern of the mosaic (``RGGB``, ``BGGR``, ``GRBG``, ``GBRG``).
     bit_depth : int
-        Bits per raw sample of the sensor (the white level is ``2**bit_depth - 1``).
+        Bits per stored raw sample of the sensor.
     seed : int
         Seed for stages that draw random numbers (noise simulators).
+    white_level : int
+        Saturation value of the stored integers, the number a mosaic value of
+        1.0 stands for: the camera's ``white_level`` (``CameraParams.saturation``),
+        ``2**bit_depth - 1`` when not given. Stages that convert between the
+        mosaic's [0, 1] scale and stored numbers (DN, electrons) use this, as
+        datasets do.
     """
 
     cfa: str = "RGGB"
     bit_depth: int = 16
     seed: int = 0
+    white_level: int = attrs.field(converter=int)
+
+    @white_level.default
+    def _white_level_from_bits(self) -> int:
+        return 2 ** int(self.bit_depth) - 1
 
 
 def _check_kind(instance: object, attribute: attrs.Attribute, value: str) -> None:
@@ -94,6 +105,12 @@ class StageSpec:
         Source of the algorithm (paper or library).
     tolerance : float
         Max abs difference allowed between the two forms by ``driftlab verify``.
+    check_params : callable or None
+        Optional ``check_params(ctx, **params) -> None`` called when a
+        pipeline is resolved, with the parameter values it will use; raises
+        ``ValueError`` (message naming the parameter) for values that the
+        domain admits but the stage cannot run with, e.g. a Gaussian whose
+        kernel would not fit in memory. Nothing is allocated before it passes.
     """
 
     slot: str = attrs.field(validator=_check_identifier)
@@ -106,6 +123,7 @@ class StageSpec:
     output_kind: str = attrs.field(default="rgb", validator=_check_kind)
     reference: str = ""
     tolerance: float = 1e-4
+    check_params: Callable[..., None] | None = attrs.field(default=None, eq=False)
 
     def __attrs_post_init__(self) -> None:
         if self.static is None and self.differentiable is None:

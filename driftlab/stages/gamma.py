@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -36,16 +38,45 @@ def gamma_static(x: np.ndarray, ctx: StageContext, *, gamma: np.ndarray) -> np.n
     return np.clip(x, 0.0, 1.0) ** (1.0 / float(gamma))
 
 
+class _Power(torch.autograd.Function):
+    """``c ** (1 / gamma)`` for ``c`` in (0, 1], as ``exp2(log2(c) / gamma)``, cheap backward.
+
+    The forward pass keeps ``log2(c)``, so the backward pass needs no
+    transcendental function: ``d/dgamma = -ln(2) sum(g y log2(c)) / gamma**2``
+    and ``d/dc = y / (gamma c)``.
+    """
+
+    @staticmethod
+    def forward(ctx, c: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        log2_c = torch.log2(c)
+        y = torch.mul(log2_c, 1.0 / gamma).exp2_()
+        ctx.save_for_backward(c, log2_c, y, gamma)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:  # type: ignore[override]
+        c, log2_c, y, gamma = ctx.saved_tensors
+        grad_c = grad_gamma = None
+        if ctx.needs_input_grad[0]:
+            grad_c = torch.div(y, c).mul_(1.0 / gamma).mul_(grad)
+        if ctx.needs_input_grad[1]:
+            total = torch.mul(grad, y).mul_(log2_c).sum()
+            grad_gamma = (total * (-math.log(2.0)) / gamma**2).reshape(gamma.shape)
+        return grad_c, grad_gamma
+
+
 def gamma_torch(x: torch.Tensor, ctx: StageContext, *, gamma: torch.Tensor) -> torch.Tensor:
     """Differentiable :func:`gamma_static`, ``(B, 3, H, W)``.
 
-    At exactly 0 the output is 0 with zero gradient (instead of the NaN that
-    ``0 ** p`` produces in the backward pass with respect to ``gamma``).
+    The clip is to [tiny, 1] (``tiny`` the dtype's smallest normal number)
+    instead of [0, 1]: at and below 0 the view is ``tiny ** (1 / gamma)``
+    (below 1e-17 in float32) with zero gradient with respect to ``x``,
+    instead of the NaN that ``0 ** p`` gives with respect to the exponent.
+    The power is ``exp2(log2(v) / gamma)``, whose backward pass reuses the
+    logarithm.
     """
-    clipped = x.clamp(0.0, 1.0)
-    positive = clipped > 0
-    safe = torch.where(positive, clipped, torch.ones_like(clipped))
-    return torch.where(positive, safe ** (1.0 / gamma), torch.zeros_like(clipped))
+    clipped = x.clamp(torch.finfo(x.dtype).tiny, 1.0)
+    return _Power.apply(clipped, gamma)
 
 
 STAGES = [

@@ -116,7 +116,8 @@ PARAMS = (RATIO, GAIN, READ_NOISE, BLACK_LEVEL)
 
 
 def _white_level(ctx: StageContext) -> float:
-    return float(2 ** int(ctx.bit_depth) - 1)
+    # the camera's saturation value, as datasets use it (StageContext.white_level)
+    return float(ctx.white_level)
 
 
 def _check_seed(seed: int) -> int:

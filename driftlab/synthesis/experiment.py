@@ -93,7 +93,8 @@ class SynthesisExperiment:
             camera=plan.camera,
             registry=plan.registry,
             workers=int(plan.config.run.workers),
-            progress=False,
+            progress=lambda done, total: progress.step("views", done, total),
+            device=plan.device,
         )
         progress.message(
             f"views: {report.rendered} rendered, {report.reused} reused, {report.repaired} "

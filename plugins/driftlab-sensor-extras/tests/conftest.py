@@ -81,9 +81,9 @@ def check_installation():
 
 @pytest.fixture(scope="session")
 def extras(require_installed: None) -> SimpleNamespace:
-    """The plugin's modules: ``plugin``, ``hot_pixel``, ``lens_shading``, ``cameras``, ``sites``."""
-    names = ("plugin", "hot_pixel", "lens_shading", "cameras", "_sites")
-    modules = {n.lstrip("_"): importlib.import_module(f"driftlab_sensor_extras.{n}") for n in names}
+    """The plugin's modules: ``plugin``, ``hot_pixel``, ``lens_shading``, ``cameras``."""
+    names = ("plugin", "hot_pixel", "lens_shading", "cameras")
+    modules = {n: importlib.import_module(f"driftlab_sensor_extras.{n}") for n in names}
     return SimpleNamespace(**modules)
 
 

@@ -79,6 +79,7 @@ def test_stage_passes_driftlab_verify(registry, key):
     check = verify_stage(registry.get("stages", key), registry.owner("stages", key))
     assert check.error == ""
     assert check.gradcheck
-    assert check.cases == 24  # 3 sizes x 4 CFA patterns x (default, random) parameters
+    # 3 sizes x 4 CFA patterns x (defaults, low corner, high corner, random draw)
+    assert check.cases == 48
     assert check.max_abs_diff <= 1e-12
     assert check.passed

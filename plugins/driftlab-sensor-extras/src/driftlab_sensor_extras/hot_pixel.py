@@ -25,7 +25,7 @@ Two variants differ only in the detection rule:
 
 Median of the 8 neighbours: the mean of the 4th and 5th smallest value
 (:func:`numpy.median`'s convention for an even count). Border rule, the same
-in both forms: each CFA site plane (see :mod:`driftlab_sensor_extras._sites`)
+in both forms: each CFA site plane (see :mod:`driftlab.stages.filters`)
 is padded by whole-sample symmetric reflection about its edge pixel, scipy
 ``mode="mirror"`` = numpy ``mode="reflect"`` (``c b | a b c``), so padding
 never mixes colours and, in site planes of at least 2x2 pixels, a border
@@ -35,7 +35,7 @@ neighbours, and the ``isolated`` rule could never fire on the two outermost
 rows and columns of the mosaic. The static form uses
 :func:`scipy.ndimage.rank_filter` and :func:`scipy.ndimage.maximum_filter`;
 the differentiable form pads the same way
-(:func:`~driftlab_sensor_extras._sites.pad_mirror_torch`), gathers the 8
+(:func:`driftlab.stages.filters.pad_symmetric` with ``mode="reflect"``), gathers the 8
 shifted neighbours and sorts them, so the gradient flows through the selected
 (median) values. Both forms give bit-identical results in float64.
 
@@ -50,13 +50,12 @@ import scipy.ndimage as ndi
 import torch
 from driftlab.params import Domain, ParamSpec
 from driftlab.stages.base import StageContext, StageSpec
-
-from driftlab_sensor_extras._sites import (
+from driftlab.stages.filters import (
     check_mosaic,
     check_mosaic_batch,
     merge_sites,
     merge_sites_torch,
-    pad_mirror_torch,
+    pad_symmetric,
     split_sites,
     split_sites_torch,
 )
@@ -123,7 +122,7 @@ def _sorted_neighbours_torch(planes: torch.Tensor) -> torch.Tensor:
         ``(B, 4, 8, h, w)``; differentiable (sorting is a gather).
     """
     h, w = planes.shape[-2:]
-    padded = pad_mirror_torch(planes, 1)
+    padded = pad_symmetric(planes, 1, 1, mode="reflect")
     shifted = [padded[..., 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy, dx in OFFSETS]
     return torch.sort(torch.stack(shifted, dim=2), dim=2).values
 

@@ -38,8 +38,7 @@ import torch
 from driftlab.cfa import site_index_map
 from driftlab.params import Domain, ParamSpec
 from driftlab.stages.base import StageContext, StageSpec
-
-from driftlab_sensor_extras._sites import check_mosaic, check_mosaic_batch
+from driftlab.stages.filters import check_mosaic, check_mosaic_batch
 
 __all__ = ["STAGES", "radial_gain", "radial_gain_torch", "radial_static", "radial_torch"]
 
