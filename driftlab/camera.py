@@ -9,6 +9,7 @@ plugins through the ``driftlab_camera_profiles`` hook.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import attrs
 import numpy as np
@@ -43,6 +44,21 @@ def _check_bits(instance: object, attribute: attrs.Attribute, value: int) -> Non
 
 def _convert_domains(value: Mapping[str, object]) -> dict[str, Domain]:
     return {key: parse_domain(v, f"camera domains[{key!r}]") for key, v in dict(value).items()}
+
+
+def _convert_params(value: Mapping[str, object]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, v in dict(value).items():
+        slot, dot, name = str(key).partition(".")
+        if not dot or not slot or not name:
+            raise ValueError(
+                f"camera params: key {key!r} must be 'slot.param' (e.g. 'gamma.gamma')"
+            )
+        array = np.asarray(v, dtype=np.float64)
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"camera params[{key!r}]: expected finite numbers, got {v!r}")
+        out[str(key)] = array.tolist()
+    return out
 
 
 def _non_negative(instance: object, attribute: attrs.Attribute, value: float) -> None:
@@ -170,6 +186,11 @@ class CameraParams:
     tolerances : DomainTolerances or mapping, optional
         The profile's own tolerances for camera-relative domains
         (:func:`driftlab.domains.stage_domains`); None: the defaults.
+    params : mapping of str to array_like
+        Calibrated values of any stage parameter, keyed ``"slot.param"``
+        (e.g. ``{"lens_shading.k1": -0.21}``): used when a pipeline does not
+        set the parameter, before its ``camera_field`` and its default, so a
+        lens fit lives in the profile only.
     description : str
         Where the numbers come from.
     """
@@ -197,6 +218,7 @@ class CameraParams:
     read_noise: float | None = None
     domains: dict[str, Domain] = attrs.field(factory=dict, converter=_convert_domains)
     tolerances: DomainTolerances | None = attrs.field(default=None, converter=_convert_tolerances)
+    params: dict[str, Any] = attrs.field(factory=dict, converter=_convert_params)
     description: str = ""
 
     @property

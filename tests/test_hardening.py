@@ -142,3 +142,29 @@ def test_attack_options_come_from_the_config(tmp_path):
     with pytest.raises(ConfigError, match=r"did you mean 'step'\?"):
         run_forensics(config, out=tmp_path / "fo2", registry=registry)
     assert not (tmp_path / "fo2").exists()
+
+
+def test_camera_profile_supplies_stage_parameters_keyed_slot_param():
+    from driftlab.camera import CameraParams
+    from driftlab.pipeline import SpecError, get_pipeline, resolve
+    from driftlab.registry import get_registry
+
+    registry = get_registry()
+    camera = CameraParams(name="lab-cam", params={"gamma.gamma": 2.4, "denoise.sigma": 0.7})
+    resolved = resolve(get_pipeline("bi,s,ga"), camera, registry)
+    values = {s.spec.slot: s.values for s in resolved.stages}
+    assert float(values["gamma"]["gamma"]) == 2.4 and float(values["denoise"]["sigma"]) == 0.7
+    # the pipeline's own value wins over the profile's
+    spec = get_pipeline("bi,s,ga").to_dict()
+    for stage in spec["stages"]:
+        if stage["slot"] == "gamma":
+            stage["params"] = {"gamma": 2.0}
+    from driftlab.pipeline import PipelineSpec
+
+    own = resolve(PipelineSpec.from_dict(spec), camera, registry)
+    assert float(next(s.values["gamma"] for s in own.stages if s.spec.slot == "gamma")) == 2.0
+    typo = CameraParams(name="typo-cam", params={"gamma.gama": 2.4})
+    with pytest.raises(SpecError, match=r"params key 'gamma.gama'.*did you mean 'gamma'"):
+        resolve(get_pipeline("bi,s,ga"), typo, registry)
+    with pytest.raises(ValueError, match=r"must be 'slot.param'"):
+        CameraParams(name="bad", params={"gamma": 2.4})

@@ -41,10 +41,11 @@ def _attach() -> None:
     from driftlab.cli.catalog import pipelines, plugins, render, stages, verify
     from driftlab.cli.data import data
     from driftlab.cli.runs import RUN_COMMANDS, report
+    from driftlab.cli.scaffold import new_plugin
     from driftlab.cli.signature import signature
 
     for command in (plugins, stages, pipelines, verify, render, *RUN_COMMANDS, report, data,
-                    signature):  # fmt: skip
+                    signature, new_plugin):  # fmt: skip
         main.add_command(command)
 
 

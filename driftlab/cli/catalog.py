@@ -177,13 +177,15 @@ def stages(as_json: bool, domain_mode: str, camera_name: str | None, intensity: 
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--show", "show", metavar="NAME", help="Print one pipeline's spec as TOML.")
 def pipelines(as_json: bool, show: str | None) -> None:
-    """List the named data models (the paper's twelve) and their stages."""
-    from driftlab.pipeline import PAPER_DATA_MODELS, SpecError, get_pipeline
+    """List the named pipelines (the paper's twelve and those plugins ship) and their stages."""
+    from driftlab.pipeline import SpecError, expand_pipeline_names
 
+    registry = _registry()
+    named = registry.items("pipelines")
     if show is not None:
         try:
-            spec = get_pipeline(show)
-        except SpecError as exc:
+            (spec,) = expand_pipeline_names([show], named)
+        except (SpecError, ValueError) as exc:
             raise fail(exc) from None
         if as_json:
             click.echo(json.dumps(spec.to_dict(), indent=2))
@@ -193,13 +195,17 @@ def pipelines(as_json: bool, show: str | None) -> None:
             click.echo(tomli_w.dumps(spec.to_dict()), nl=False)
         return
     if as_json:
-        click.echo(json.dumps([s.to_dict() for s in PAPER_DATA_MODELS.values()], indent=2))
+        click.echo(json.dumps([s.to_dict() for s in named.values()], indent=2))
         return
     rows = [
-        (name, " -> ".join(f"{c.slot}.{c.variant}" if c.variant else c.slot for c in s.stages))
-        for name, s in PAPER_DATA_MODELS.items()
+        (
+            name,
+            registry.owner("pipelines", name),
+            " -> ".join(f"{c.slot}.{c.variant}" if c.variant else c.slot for c in s.stages),
+        )
+        for name, s in named.items()
     ]
-    echo_table(rows, ("name", "stages"))
+    echo_table(rows, ("name", "plugin", "stages"))
 
 
 @click.command()
@@ -327,7 +333,7 @@ def render(
             black_level=_parse_floats(black_level, "--black-level"),
             color_matrix=_parse_floats(color_matrix, "--color-matrix"),
         )
-        specs = expand_pipeline_names(selection)
+        specs = expand_pipeline_names(selection, _registry().items("pipelines"))
         result = render_frame(
             frame.raw,
             camera,
@@ -337,6 +343,7 @@ def render(
             device=_resolve_device(device),
             workers=workers,
             title=f"{raw.name} ({camera.cfa}, {camera.bit_depth}-bit)",
+            registry=_registry(),
         )
     except (RawReadError, SpecError, RegistryError, ValueError, FileNotFoundError) as exc:
         raise fail(exc) from None

@@ -110,7 +110,11 @@ def resolve_model(
 def resolve_pipelines(
     selection: str | Sequence[str], where: str, registry: Registry
 ) -> tuple[PipelineSpec, ...]:
-    """Pipeline specs of a selection (``"all"``, names, TOML files); names must be unique.
+    """Pipeline specs of a selection; names must be unique.
+
+    A selection is ``"all"`` (every named pipeline of the registry: the
+    paper's twelve and those plugins ship through ``driftlab_pipelines``),
+    names, or pipeline TOML files.
 
     Raises
     ------
@@ -118,7 +122,7 @@ def resolve_pipelines(
         Unknown name (closest name), unreadable file, repeated names.
     """
     try:
-        specs = expand_pipeline_names(selection)
+        specs = expand_pipeline_names(selection, registry.items("pipelines"))
     except (SpecError, FileNotFoundError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
     names = [s.name for s in specs]

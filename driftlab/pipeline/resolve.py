@@ -101,8 +101,9 @@ def resolve(
     spec : PipelineSpec
         Declared pipeline.
     camera : CameraParams
-        Supplies CFA pattern, bit depth and the values of parameters whose
-        declaration names a ``camera_field``.
+        Supplies CFA pattern, bit depth, white level and parameter values the
+        pipeline does not set: its ``params["slot.param"]`` first, then the
+        field a parameter's ``camera_field`` names.
     registry : Registry or None
         Defaults to :func:`driftlab.registry.get_registry`.
     check_domains : bool
@@ -138,12 +139,22 @@ def resolve(
                     f"{where}: stage {stage.key} has no parameter {key!r}{suggest(key, declared)}; "
                     f"parameters: {', '.join(declared) or 'none'}"
                 )
+        for key in camera.params:
+            slot, _, name = key.partition(".")
+            if slot == stage.slot and name not in declared:
+                raise SpecError(
+                    f"{where}: camera {camera.name!r} params key {key!r}: stage {stage.key} has "
+                    f"no parameter {name!r}{suggest(name, declared)}"
+                )
         values: dict[str, np.ndarray] = {}
         domains: dict[str, Domain] = {}
         for p in stage.params:
             pwhere = f"{where}: {stage.key}.{p.name}"
+            camera_key = f"{stage.slot}.{p.name}"
             if p.name in config.params:
                 raw_value = config.params[p.name]
+            elif camera_key in camera.params:
+                raw_value = camera.params[camera_key]
             elif p.camera_field is not None:
                 raw_value = camera.field_value(p.camera_field)
             else:
@@ -158,10 +169,11 @@ def resolve(
             if check_domains:
                 problems = domain.problems(value)
                 if problems:
+                    from_camera = camera_key in camera.params or p.camera_field
                     source = (
                         "spec"
                         if p.name in config.params
-                        else (f"camera {camera.name!r}" if p.camera_field else "default")
+                        else (f"camera {camera.name!r}" if from_camera else "default")
                     )
                     raise SpecError(
                         f"{pwhere} ({p.unit}) from the {source} is outside its domain "
