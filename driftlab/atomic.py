@@ -6,9 +6,11 @@ the target's folder (same file system), flushed and fsynced, given the
 usual permissions (``0o666`` minus the process umask, i.e. 0644 normally)
 and renamed over the target with :func:`os.replace`. Readers therefore see
 either the old file or the complete new one, never a half-written file; a
-process killed mid-write leaves only a hidden ``.NAME.*.tmp*`` file that the
-next run removes. The umask is read without changing it (``os.umask`` is
-process-global state; driftlab never toggles it).
+process killed mid-write leaves only a hidden ``.NAME.<pid>@<host>.*.tmp*``
+file, which :func:`remove_stale_temporaries` deletes once its writer is gone
+(a run directory, locked by its driver, removes all of them at start). The
+umask is read without changing it (``os.umask`` is process-global state;
+driftlab never toggles it).
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +33,7 @@ __all__ = [
     "bytes_sha256",
     "file_mode",
     "file_sha256",
+    "remove_stale_temporaries",
     "write_bytes_atomic",
     "write_json_atomic",
     "write_npy_atomic",
@@ -35,6 +41,8 @@ __all__ = [
 ]
 
 TEMP_GLOB = ".*.tmp*"
+_HOST = re.sub(r"[^A-Za-z0-9-]", "_", socket.gethostname())[:40] or "host"
+_WRITER = re.compile(r"\.(?P<pid>\d+)@(?P<host>[A-Za-z0-9_-]+)\.")
 
 
 def _process_umask() -> int:
@@ -78,7 +86,9 @@ class atomic_path:
     def __enter__(self) -> Path:
         self.target.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(
-            prefix=f".{self.target.name}.", suffix=f".tmp{self.suffix}", dir=self.target.parent
+            prefix=f".{self.target.name}.{os.getpid()}@{_HOST}.",
+            suffix=f".tmp{self.suffix}",
+            dir=self.target.parent,
         )
         os.close(fd)
         self.tmp = Path(name)
@@ -143,3 +153,47 @@ def file_sha256(path: str | Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _writer_gone(name: str) -> bool:
+    """Whether the writer recorded in a temporary file's name has ended on this host."""
+    match = _WRITER.search(name)
+    if match is None or match.group("host") != _HOST:
+        return False
+    pid = int(match.group("pid"))
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def remove_stale_temporaries(folder: str | Path, older_than: float = 3600.0) -> int:
+    """Delete temporary files of :class:`atomic_path` below ``folder`` whose writer is gone.
+
+    A file is deleted when its writer (process id and host in its name) no
+    longer runs on this host, or when it has not changed for ``older_than``
+    seconds (a writer on another host of a shared folder). A live writer's
+    recent file is never touched.
+
+    Returns
+    -------
+    int
+        Number of files removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    now, removed = time.time(), 0
+    for path in folder.rglob(TEMP_GLOB):
+        try:
+            if _writer_gone(path.name) or now - path.stat().st_mtime >= older_than:
+                path.unlink()
+                removed += 1
+        except (FileNotFoundError, IsADirectoryError):
+            continue
+    return removed

@@ -36,10 +36,6 @@ import inspect
 import io
 import json
 import math
-import os
-import re
-import secrets
-import socket
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import as_completed
@@ -52,6 +48,7 @@ import numpy as np
 import torch
 
 import driftlab
+from driftlab.atomic import remove_stale_temporaries, write_bytes_atomic
 from driftlab.camera import CameraParams
 from driftlab.datasets.base import RawDataset
 from driftlab.pipeline.batched import FastRenderer
@@ -74,12 +71,10 @@ __all__ = [
 
 MAGIC = b"DLVIEW1\n"
 SUFFIX = ".view"
-TEMP_PREFIX = ".tmp-"
 STORE_DTYPES: tuple[str, ...] = ("float32", "float16", "uint16")
 RENDERER = "fast-v1:mosaic=float64,linear=float64,out=float32"
 """Identity of the renderer that makes cached views (part of every key)."""
 DEFAULT_CHUNK_ITEMS = 32
-_HOST = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:40] or "host"
 
 _PACKAGE_DIR = Path(driftlab.__file__).resolve().parent
 # driftlab sources that decide what a static pipeline renders
@@ -354,17 +349,7 @@ class ViewCache:
         int
             Number of files removed.
         """
-        if not self.root.is_dir():
-            return 0
-        now, removed = time.time(), 0
-        for path in self.root.glob(f"*/{TEMP_PREFIX}*"):
-            try:
-                if _writer_gone(path.name) or now - path.stat().st_mtime >= older_than:
-                    path.unlink()
-                    removed += 1
-            except FileNotFoundError:
-                continue
-        return removed
+        return remove_stale_temporaries(self.root, older_than)
 
     # -- rendering -------------------------------------------------------------------------
     def render(
@@ -503,23 +488,6 @@ class ViewCache:
         )
 
 
-def _writer_gone(name: str) -> bool:
-    """Whether a temporary file's writer (``.tmp-<pid>@<host>-...``) has ended on this host."""
-    match = re.fullmatch(rf"{re.escape(TEMP_PREFIX)}(\d+)@(.+)-[0-9a-f]{{16}}-[0-9a-f]{{8}}", name)
-    if match is None or match.group(2) != _HOST:
-        return False
-    pid = int(match.group(1))
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, OSError):
-        return False
-    return False
-
-
 def _read(path: Path, dtype: str) -> tuple[str, np.ndarray | None]:
     try:
         data = path.read_bytes()
@@ -547,22 +515,7 @@ def _write(path: Path, view: np.ndarray, dtype: str) -> Path:
     buffer = io.BytesIO()
     np.save(buffer, _encode(array, dtype), allow_pickle=False)
     payload = buffer.getvalue()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.parent / (
-        f"{TEMP_PREFIX}{os.getpid()}@{_HOST}-{path.stem[:16]}-{secrets.token_hex(4)}"
-    )
-    # O_EXCL: never reuse a name; mode 0o666 less the umask, like any new file
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(MAGIC + hashlib.sha256(payload).digest() + payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return path
+    return write_bytes_atomic(MAGIC + hashlib.sha256(payload).digest() + payload, path)
 
 
 def _run_job_payload(payload: bytes) -> list[tuple[int, list[tuple[str, str]]]]:

@@ -11,7 +11,6 @@ import torch
 import driftlab
 from driftlab.cache import (
     MAGIC,
-    TEMP_PREFIX,
     CacheError,
     ViewCache,
     camera_digest,
@@ -90,7 +89,7 @@ def test_stale_temporary_file_is_ignored_and_cleaned(tmp_path, dataset):
     key = cache.key(dataset[0].raw, build_static(PIPELINES[0], dataset.spec.camera))
     folder = cache.path(key).parent
     folder.mkdir(parents=True)
-    stale = folder / f"{TEMP_PREFIX}{key[:16]}-killed"
+    stale = folder / f".{key}.view.killed.tmp.view"
     stale.write_bytes(MAGIC + b"half a view")  # what a killed writer leaves behind
     report = cache.render(dataset, PIPELINES[:1])
     assert report.rendered == 5 and report.reused == 0
@@ -102,18 +101,18 @@ def test_stale_temporary_file_is_ignored_and_cleaned(tmp_path, dataset):
 
 
 def test_temporary_file_of_a_dead_writer_is_cleaned_on_the_next_render(tmp_path, dataset):
-    from driftlab.cache import _HOST
+    from driftlab.atomic import _HOST
 
     cache = ViewCache(tmp_path)
     key = cache.key(dataset[0].raw, build_static(PIPELINES[0], dataset.spec.camera))
     folder = cache.path(key).parent
     folder.mkdir(parents=True)
     # a pid far above any pid_max: a writer that is certainly gone
-    dead = folder / f"{TEMP_PREFIX}99999999@{_HOST}-{key[:16]}-0123abcd"
+    dead = folder / f".{key}.view.99999999@{_HOST}.0123abcd.tmp.view"
     dead.write_bytes(MAGIC + b"half a view")
-    live = folder / f"{TEMP_PREFIX}{os.getpid()}@{_HOST}-{key[:16]}-4567cdef"
+    live = folder / f".{key}.view.{os.getpid()}@{_HOST}.4567cdef.tmp.view"
     live.write_bytes(MAGIC + b"being written")  # this process: a live writer
-    other_host = folder / f"{TEMP_PREFIX}99999999@elsewhere-{key[:16]}-89abcdef"
+    other_host = folder / f".{key}.view.99999999@elsewhere.89abcdef.tmp.view"
     other_host.write_bytes(MAGIC)
     cache.render(dataset, PIPELINES[:1])
     assert not dead.exists()
@@ -129,7 +128,7 @@ def test_view_files_get_the_permissions_of_any_new_file(tmp_path, dataset):
         os.umask(previous)
     mode = cache.path(keys[0]).stat().st_mode & 0o777
     assert mode == 0o644, oct(mode)
-    assert not list(tmp_path.rglob(f"{TEMP_PREFIX}*"))
+    assert not list(tmp_path.rglob(".*.tmp*"))
 
 
 def test_keys_name_the_renderer(tmp_path, dataset):
@@ -186,7 +185,7 @@ def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         cache.write(key, np.zeros((3, 4, 4)))
     assert cache.read(key) == ("missing", None)
-    assert not list(tmp_path.rglob(f"{TEMP_PREFIX}*"))
+    assert not list(tmp_path.rglob(".*.tmp*"))
 
 
 def test_parallel_workers_give_the_same_views(tmp_path, dataset):

@@ -13,8 +13,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from driftlab.atomic import atomic_path
 from driftlab.attacks.problem import AttackProblem
-from driftlab.io.images import atomic_path, view_to_uint8
+from driftlab.io.images import view_to_uint8
 
 __all__ = ["gradient_maps", "write_figures"]
 

@@ -26,8 +26,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from driftlab.atomic import atomic_path
 from driftlab.forensics.validate import SignatureError, load_signature
-from driftlab.io.images import atomic_path
 
 __all__ = [
     "SEAL_FORMAT",

@@ -2,47 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["atomic_path", "save_contact_sheet", "save_view_png", "view_to_uint8"]
+from driftlab.atomic import atomic_path
 
-
-class atomic_path:
-    """Context manager yielding a temporary path that replaces ``target`` on success.
-
-    The temporary file lives in the target's folder (same file system), so
-    the final :func:`os.replace` is atomic: readers see either the old file
-    or the complete new one, never a half-written file. On error the
-    temporary file is removed and ``target`` is untouched.
-    """
-
-    def __init__(self, target: str | Path, suffix: str = "") -> None:
-        self.target = Path(target)
-        self.suffix = suffix or self.target.suffix
-
-    def __enter__(self) -> Path:
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(
-            prefix=f".{self.target.name}.", suffix=f".tmp{self.suffix}", dir=self.target.parent
-        )
-        os.close(fd)
-        self.tmp = Path(name)
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            # mkstemp creates the file as 0600; give it the usual permissions
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(self.tmp, 0o666 & ~umask)
-            os.replace(self.tmp, self.target)
-        else:
-            self.tmp.unlink(missing_ok=True)
+__all__ = ["save_contact_sheet", "save_view_png", "view_to_uint8"]
 
 
 def view_to_uint8(view: np.ndarray) -> np.ndarray:
