@@ -283,42 +283,31 @@ def build_signature(
     plan: ForensicsPlan,
     clean: float | None = None,
     *,
-    threshold: float = 0.95,
-    points: int = 6,
-    refine: int = 4,
-    steps: int = 20,
-    tolerance: float = 1e-6,
-    seed: int = 0,
-    confidence: float = 0.95,
-    resamples: int = 1000,
-    shrink_steps: int = 5,
-    corners: int = 16,
     registry: Registry | None = None,
+    **settings: Any,
 ) -> dict[str, Any]:
     """Cross-fitted signature of ``plan``'s model on its items and base pipeline.
 
-    ``clean`` (the metric on every item, as the runner computed it) is
-    accepted for compatibility and recomputed; the other parameters are those
-    of :func:`signature_from_problem`.
+    Parameters
+    ----------
+    plan : ForensicsPlan or any object with ``problem``, ``metric``,
+        ``model_info`` and ``data_info`` (``data_info["ids"]``: item ids).
+    clean : float, optional
+        Accepted for compatibility; the clean metric is recomputed.
+    registry : Registry, optional
+    **settings
+        ``threshold``, ``points``, ``refine``, ``steps``, ``tolerance``,
+        ``seed``, ``confidence``, ``resamples``, ``shrink_steps``,
+        ``corners``: see :func:`signature_from_problem`.
     """
-    registry = registry or get_registry()
     return signature_from_problem(
         plan.problem,
         ids=list(plan.data_info["ids"]),
         metric=plan.metric,
         model_info=plan.model_info,
         data_info=plan.data_info,
-        threshold=threshold,
-        points=points,
-        refine=refine,
-        steps=steps,
-        tolerance=tolerance,
-        seed=seed,
-        confidence=confidence,
-        resamples=resamples,
-        shrink_steps=shrink_steps,
-        corners=corners,
-        registry=registry,
+        registry=registry or get_registry(),
+        **settings,
     )
 
 
