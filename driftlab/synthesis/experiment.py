@@ -19,6 +19,7 @@ import pandas as pd
 
 from driftlab.cache import ViewCache
 from driftlab.engine.cell import Cell
+from driftlab.engine.planning import held_out_manifest, render_view_keys
 from driftlab.engine.progress import Progress
 from driftlab.engine.rundir import CellRecord, RunDir
 from driftlab.engine.skeleton import Outcome, Prepared
@@ -81,26 +82,26 @@ class SynthesisExperiment:
                 "camera": attrs.asdict(plan.camera),
             },
             "pipelines": {s.name: s.fingerprint() for s in plan.pipelines},
+            **({"test_set": held_out_manifest(plan.held_out)} if plan.held_out else {}),
         }
 
     def prepare(self, plan: SynthesisPlan, run: RunDir, progress: Progress) -> Prepared:
         """Render every view once (content-addressed cache), stack each pipeline's views."""
         cache = ViewCache(run.path / "views")
         pipelines = list(plan.pipelines)
-        report = cache.render(
+        view_keys, counts = render_view_keys(
+            cache,
             plan.dataset,
             pipelines,
-            camera=plan.camera,
             registry=plan.registry,
             workers=int(plan.config.run.workers),
-            progress=False,
         )
         progress.message(
-            f"views: {report.rendered} rendered, {report.reused} reused, {report.repaired} "
-            f"repaired ({report.seconds:.1f} s)"
+            f"views: {counts['rendered']} rendered, {counts['reused']} reused, "
+            f"{counts['repaired']} repaired ({counts['seconds']:.1f} s)"
         )
         views = {}
-        for n, (name, keys) in enumerate(report.keys.items(), start=1):
+        for n, (name, keys) in enumerate(view_keys.items(), start=1):
             digest = hashlib.sha256("".join(keys).encode()).hexdigest()[:16]
             array_name = f"views-{file_name(name)}-{digest}"
             ref = run.reuse_array(array_name)
@@ -108,7 +109,7 @@ class SynthesisExperiment:
                 stack = np.stack([cache.load(k) for k in keys]).astype(np.float32)
                 ref = run.write_array(array_name, stack)
             views[name] = ref
-            progress.step("view stacks", n, len(report.keys))
+            progress.step("view stacks", n, len(view_keys))
         targets = targets_array(plan)
         digest = hashlib.sha256(np.ascontiguousarray(targets).tobytes()).hexdigest()[:16]
         name = f"targets-{digest}"
