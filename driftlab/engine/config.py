@@ -393,6 +393,12 @@ def _check_id_list(value: str, where: str) -> str:
     return value
 
 
+def _check_split(value: str, where: str) -> str:
+    if not value.strip() or Path(value).name != value:
+        raise ConfigError(f'{where}: expected the name of a split such as "val", got {value!r}')
+    return value
+
+
 MAX_ID_LIST_BYTES = 16 << 20
 """Largest ``[test] ids`` file read (a guard against pointing it at a data file)."""
 
@@ -429,7 +435,9 @@ class TestSection:
     )
     options: dict[str, Any] = setting(factory=dict, doc="loader options (over [dataset]'s)")
     split: str | None = setting(
-        None, doc="named split of the dataset: its image_set option (e.g. 'val', 'test')"
+        None,
+        check=_check_split,
+        doc="named split of the dataset: its image_set option (e.g. 'val', 'test')",
     )
     ids: str | None = setting(
         None,
