@@ -331,3 +331,64 @@ def test_weights_of_another_class_count_are_refused_in_one_line(tmp_path):
     with pytest.raises(ConfigError, match=r"set \[model\] name"):
         run_audit(config, out=tmp_path / "never", registry=REGISTRY)
     assert not (tmp_path / "never").exists()
+
+
+def test_forensics_starts_from_the_audited_model(scripted_model, tmp_path):
+    from driftlab.audit import forensics_model_table
+    from driftlab.audit.config import AuditConfig
+    from driftlab.forensics.config import ForensicsConfig
+    from driftlab.forensics.plan import plan_forensics
+
+    config = _config(scripted_model)
+    with pytest.raises(ConfigError, match=r"does not read mean, std; give forensics"):
+        forensics_model_table(AuditConfig.load(config))
+    for key in ("mean", "std"):
+        config["model"].pop(key)
+    table = forensics_model_table(AuditConfig.load(config))
+    assert table == {"weights": str(scripted_model), "train_pipeline": "bi,s,ga"}
+    forensics = ForensicsConfig.load(
+        {
+            "model": table,
+            "dataset": copy.deepcopy(DATA),
+            "split": {"part": "all", "max_items": 4},
+            "attacks": {"names": ["search"], "steps": 1},
+            "run": {"workers": 0, "progress": False, "device": "cpu"},
+        }
+    )
+    plan = plan_forensics(forensics, REGISTRY)
+    assert plan.base.name == "bi,s,ga" and plan.model_info["weights"] == str(scripted_model)
+
+
+def test_the_example_audit_config_runs(tmp_path):
+    """examples/audit_quickstart.toml, pointed at a small synthesis model and shrunk."""
+    from pathlib import Path
+
+    from driftlab.audit.config import AuditConfig
+
+    synthesis = run_synthesis(
+        {
+            "dataset": {"name": "embedded-smear", "options": {"n_items": 40, "size": 48}},
+            "pipelines": {"train": ["bi,s,ga"], "test": ["bi,s,ga"]},
+            "corruptions": {"names": ["identity"]},
+            "model": {"name": "small-cnn"},
+            "training": {"epochs": 1, "folds": 2},
+            "run": {"workers": 0, "progress": False, "device": "cpu"},
+        },
+        out=tmp_path / "synthesis",
+        registry=REGISTRY,
+    )
+    example = Path(__file__).resolve().parents[1] / "examples" / "audit_quickstart.toml"
+    overrides = [
+        f"model.weights='{synthesis.run_dir / 'models' / 'bi,s,ga__fold0.pt'}'",
+        "test.options={ seed = 1, n_items = 10 }",
+        "pipelines.test=['bi,s,ga', 'ma,u,me']",
+        "corruptions.names=['identity', 'gaussian_blur']",
+        "corruptions.severities=[5]",
+        "run.workers=0",
+        "run.progress=false",
+    ]
+    config = AuditConfig.load(example, overrides)
+    assert config.model.train_pipeline == "bi,s,ga" and config.pipelines.test
+    result = run_audit(config, out=tmp_path / "audit", registry=REGISTRY)
+    assert len(result.results) == 2 + 2
+    assert result.summary["audit"]["items"] == 10

@@ -72,6 +72,7 @@ __all__ = [
     "AuditModelSection",
     "AuditPipelinesSection",
     "AuditReportSection",
+    "forensics_model_table",
     "load_audit_config",
 ]
 
@@ -225,3 +226,43 @@ def load_audit_config(
         Missing file, invalid TOML or invalid content, naming file and key.
     """
     return AuditConfig.load(source, overrides)  # type: ignore[return-value]
+
+
+def forensics_model_table(config: AuditConfig) -> dict[str, Any]:
+    """The ``[model]`` table of a forensics config that examines the audited model.
+
+    Forensics reads the same ``weights``, ``name``, ``options``, ``key`` and
+    ``train_pipeline`` keys (the last one is its default base pipeline). It
+    feeds the model views in [0, 1] at the data's size, so a contract that
+    resizes, rescales or normalises the input is refused here rather than
+    silently dropped.
+
+    Returns
+    -------
+    dict
+        TOML-ready table (absolute paths).
+
+    Raises
+    ------
+    ConfigError
+        The contract sets ``mean``/``std``, ``size`` or a ``value_range``
+        other than [0, 1] (naming the keys).
+    """
+    mo = config.model
+    contract = [k for k in ("mean", "std", "size") if getattr(mo, k) is not None]
+    if [float(v) for v in mo.value_range] != [0.0, 1.0]:
+        contract.append("value_range")
+    if contract:
+        raise ConfigError(
+            f"{config.source} [model]: forensics feeds the model views in [0, 1] at the data's "
+            f"size and does not read {', '.join(contract)}; give forensics a model that takes "
+            "such views (e.g. one exported with its normalisation and resizing inside)"
+        )
+    table: dict[str, Any] = {"weights": mo.weights, "train_pipeline": mo.train_pipeline}
+    if mo.name is not None:
+        table["name"] = mo.name
+    if mo.options:
+        table["options"] = dict(mo.options)
+    if mo.key is not None:
+        table["key"] = mo.key
+    return table
