@@ -392,3 +392,19 @@ def test_the_example_audit_config_runs(tmp_path):
     result = run_audit(config, out=tmp_path / "audit", registry=REGISTRY)
     assert len(result.results) == 2 + 2
     assert result.summary["audit"]["items"] == 10
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_audit_agrees_with_the_cpu_audit(audit_run, scripted_model, tmp_path):
+    result = run_audit(
+        _config(scripted_model, run={"workers": 0, "progress": False, "device": "cuda"}),
+        out=tmp_path / "cuda",
+        registry=REGISTRY,
+    )
+    assert set(result.results["device"]) == {"cuda:0"}
+    keys = ["test_kind", "test_condition", "severity"]
+    cpu = audit_run.results.sort_values(keys).reset_index(drop=True)
+    gpu = result.results.sort_values(keys).reset_index(drop=True)
+    assert cpu[keys].equals(gpu[keys])
+    # float results differ in the last bits between devices; top-1 classes almost never
+    np.testing.assert_allclose(gpu["value"], cpu["value"], atol=2 / 40)

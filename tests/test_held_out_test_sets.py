@@ -312,3 +312,22 @@ def test_open_dataset_and_held_out_share_the_dataset_section_keys():
     assert len(held.test) == 10 and held.test[0].raw.shape == (16, 16)
     assert not set(held.test.ids) & set(train.ids)
     assert open_held_out(section, HeldOutSection(), REGISTRY) is None
+
+
+def test_an_oversized_or_binary_id_list_is_refused(tmp_path, monkeypatch):
+    import driftlab.engine.config as engine_config
+    from driftlab.synthesis.config import SynthesisConfig
+
+    ids = tmp_path / "ids.txt"
+    ids.write_text("a\nb\n" * 20)
+    base = {"dataset": {"name": "embedded-smear"}, "model": {"name": "small-cnn"}}
+    monkeypatch.setattr(engine_config, "MAX_ID_LIST_BYTES", 16)
+    with pytest.raises(ConfigError, match=r"\[test\].ids: .* is 80 bytes; an id list may hold"):
+        SynthesisConfig.load({**base, "test": {"ids": str(ids)}})
+    monkeypatch.undo()
+    with pytest.raises(ConfigError, match=r"\[test\].ids: .*no such file"):
+        SynthesisConfig.load({**base, "test": {"ids": str(tmp_path / "missing.txt")}})
+    ids.write_bytes(b"\xff\xfe\x00binary")
+    section = _section(name="embedded-smear", options={"n_items": 10, "size": 16})
+    with pytest.raises(ConfigError, match=r"cannot read .* as a UTF-8 id list"):
+        open_held_out(section, HeldOutSection(ids=str(ids)), REGISTRY)
