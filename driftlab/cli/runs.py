@@ -1,4 +1,4 @@
-"""The run commands (``synthesize``, ``forensics``, ``optimize``) made by one factory,
+"""The run commands (``audit``, ``synthesize``, ``forensics``, ``optimize``) made by one factory,
 and ``report``, which re-renders any finished run.
 
 Every run command has the same surface: ``CONFIG``, ``--out``, ``--set``,
@@ -21,7 +21,15 @@ import click
 
 from driftlab.cli.common import fail, get_registry_for, setup_logging
 
-__all__ = ["RUN_COMMANDS", "forensics", "optimize", "report", "run_command", "synthesize"]
+__all__ = [
+    "RUN_COMMANDS",
+    "audit",
+    "forensics",
+    "optimize",
+    "report",
+    "run_command",
+    "synthesize",
+]
 
 
 def _fmt(value: Any) -> str:
@@ -41,6 +49,30 @@ def _synthesis_lines(result) -> list[str]:
     ]
     if s.get("top3_corruption") is not None:
         lines.append(f"top-3 train pipelines under corruptions: {', '.join(s['top3_corruption'])}")
+    return lines
+
+
+def _audit_lines(result) -> list[str]:
+    s = result.summary
+    audit = s["audit"]
+    metric = s["metric"]
+    lines = [
+        f"cells: {result.cells_reused} reused, {result.cells_computed} computed "
+        f"({audit['items']} items, {len(s['test_pipelines'])} pipelines)",
+        f"{metric} on the reference pipeline {audit['reference_pipeline']}: "
+        f"{_fmt(audit['reference_score'])}",
+        f"mean drop under ISP drift:    {_fmt(s['mean_isp_drop'])}",
+        f"mean drop under corruptions:  {_fmt(s.get('mean_corruption_drop'))}",
+    ]
+    if audit["worst_isp"] is not None:
+        worst = audit["worst_isp"]
+        lines.append(f"lowest under ISP drift:       {worst['value']:.3f} ({worst['pipeline']})")
+    if audit["worst_corruption"] is not None:
+        worst = audit["worst_corruption"]
+        lines.append(
+            f"lowest under corruptions:     {worst['value']:.3f} "
+            f"({worst['corruption']}@{worst['severity']})"
+        )
     return lines
 
 
@@ -78,6 +110,10 @@ def _forensics_lines(result) -> list[str]:
 
 
 def _load_runner(kind: str) -> Callable[..., Any]:
+    if kind == "audit":
+        from driftlab.audit import run_audit
+
+        return run_audit
     if kind == "synthesis":
         from driftlab.synthesis import run_synthesis
 
@@ -178,6 +214,19 @@ def run_command(
     return command
 
 
+audit = run_command(
+    "audit",
+    "audit",
+    """Evaluate a frozen model under every ISP pipeline and corruption (never trained).
+
+    CONFIG is an audit TOML file (see examples/audit_quickstart.toml): the
+    model file, its input contract (the pipeline it was trained on,
+    normalisation, size, value range), the test data, pipelines and
+    corruptions. Writes results.csv, summary.json, figures and
+    report.md/html. Rerunning the same command resumes an interrupted run.
+    """,
+    _audit_lines,
+)
 synthesize = run_command(
     "synthesize",
     "synthesis",
@@ -209,7 +258,7 @@ optimize = run_command(
     """,
     _optimize_lines,
 )
-RUN_COMMANDS = (synthesize, forensics, optimize)
+RUN_COMMANDS = (audit, synthesize, forensics, optimize)
 
 
 @click.command("report")
@@ -239,8 +288,9 @@ def report(ctx: click.Context, run_dir: Path) -> None:
 
 
 def _experiments() -> dict[str, Any]:
+    from driftlab.audit.experiment import AUDIT
     from driftlab.forensics.experiment import FORENSICS
     from driftlab.optimize.experiment import OPTIMIZE
     from driftlab.synthesis.experiment import SYNTHESIS
 
-    return {e.kind: e for e in (SYNTHESIS, FORENSICS, OPTIMIZE)}
+    return {e.kind: e for e in (AUDIT, SYNTHESIS, FORENSICS, OPTIMIZE)}

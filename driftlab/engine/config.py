@@ -45,6 +45,7 @@ __all__ = [
     "ExperimentConfig",
     "ModelSection",
     "RunSection",
+    "TestSection",
     "TrackingSection",
     "TrainingSection",
     "check_choice",
@@ -384,6 +385,87 @@ class ModelSection:
     key: str | None = setting(None, doc="key of the state dict inside a checkpoint dict")
 
 
+def _check_id_list(value: str, where: str) -> str:
+    path = Path(value)
+    size = path.stat().st_size
+    if size > MAX_ID_LIST_BYTES:
+        raise ConfigError(
+            f"{where}: {path} is {size} bytes; an id list may hold at most "
+            f"{MAX_ID_LIST_BYTES} bytes"
+        )
+    return value
+
+
+def _check_split(value: str, where: str) -> str:
+    if not value.strip() or Path(value).name != value:
+        raise ConfigError(f'{where}: expected the name of a split such as "val", got {value!r}')
+    return value
+
+
+MAX_ID_LIST_BYTES = 16 << 20
+"""Largest ``[test] ids`` file read (a guard against pointing it at a data file)."""
+
+
+@attrs.frozen(kw_only=True)
+class TestSection:
+    """``[test]``: a fixed held-out test set (absent: k-fold on ``[dataset]`` alone).
+
+    Three ways to name it (see :func:`driftlab.engine.planning.open_held_out`):
+
+    * a second dataset or folder: ``name``, ``data_root``, ``intensity``,
+      ``options`` (the keys of ``[dataset]``; unset keys default to
+      ``[dataset]``'s when ``name`` is unset or the same dataset);
+    * a named split of the same dataset: ``split = "val"`` (the dataset's
+      ``image_set`` option: a Pascal VOC ``ImageSets/Main/<split>.txt`` or
+      ``ImageSets/<split>.txt`` list, e.g. BCCD's ``val``);
+    * an id list: ``ids = "val.txt"``, one item id or split group (e.g. a
+      BCCD photograph stem) per line; those items of ``[dataset]`` are the
+      test set and the rest the training set.
+
+    Class names are matched by name between the training and the test set.
+    """
+
+    __test__ = False  # not a pytest class
+
+    name: str | None = setting(None, doc="registered dataset name (default: [dataset].name)")
+    data_root: str | None = setting(
+        None, path="dir", identity=False, doc="local copy (content enters the identity)"
+    )
+    intensity: float | None = setting(
+        None,
+        check=check_number(0, 1, low_open=True),
+        doc="light level in (0, 1] (default: [dataset].intensity)",
+    )
+    options: dict[str, Any] = setting(factory=dict, doc="loader options (over [dataset]'s)")
+    split: str | None = setting(
+        None,
+        check=_check_split,
+        doc="named split of the dataset: its image_set option (e.g. 'val', 'test')",
+    )
+    ids: str | None = setting(
+        None,
+        path="file",
+        check=_check_id_list,
+        identity=lambda path: f"sha256:{file_sha256(path)}",
+        doc="file of item ids or groups (one per line) held out of [dataset]",
+    )
+
+    @property
+    def given(self) -> bool:
+        """Whether a held-out test set is configured."""
+        return any(
+            value not in (None, {})
+            for value in (
+                self.name,
+                self.data_root,
+                self.intensity,
+                self.options,
+                self.split,
+                self.ids,
+            )
+        )
+
+
 @attrs.frozen(kw_only=True)
 class TrainingSection:
     """``[training]``: how task models are trained."""
@@ -391,7 +473,11 @@ class TrainingSection:
     epochs: int = setting(5, check=check_integer(1))
     batch_size: int = setting(64, check=check_integer(1))
     lr: float = setting(1e-3, check=check_number(0, low_open=True))
-    folds: int = setting(5, check=check_integer(2))
+    folds: int = setting(
+        5,
+        check=check_integer(1),
+        doc="k-fold cross-validation (>= 2); with a [test] set, 1 trains once on every item",
+    )
     MOVED: ClassVar[dict[str, str]] = {"device": "[run].device"}
 
     seed: int = setting(0, check=check_seed)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import socket
@@ -287,6 +288,14 @@ class RunDir:
         except (OSError, ValueError):
             return None
         return ArrayRef(str(path), entry["sha256"], tuple(array.shape), str(array.dtype))
+
+    def store_array(self, prefix: str, array: np.ndarray) -> ArrayRef:
+        """Store ``array`` under a name made of ``prefix`` and its content's digest, reusing
+        a checked earlier copy (identical content gives the identical file)."""
+        array = np.ascontiguousarray(array)
+        digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode() + array.tobytes())
+        name = f"{prefix}-{digest.hexdigest()[:16]}"
+        return self.reuse_array(name) or self.write_array(name, array)
 
     def write_array(self, name: str, array: np.ndarray) -> ArrayRef:
         """Store a shared input array and record its checksum."""

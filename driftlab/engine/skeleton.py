@@ -278,6 +278,9 @@ def run_experiment(
     KeyboardInterrupt
         SIGINT or SIGTERM; finished cells are kept for resumption.
     """
+    from driftlab.engine.scriptguard import check_not_reimported
+
+    check_not_reimported(experiment.kind)
     if registry is None:
         from driftlab.registry import get_registry
 
@@ -287,9 +290,12 @@ def run_experiment(
 
 
 def _run_experiment(experiment, config, out, overrides, registry, track, stream) -> ExperimentRun:
+    from driftlab.engine.scriptguard import check_script_guard
+
     cfg = experiment.config_class.load(config, overrides)
     run_section = cfg.run
     executor_section = cfg.sections["executor"]
+    check_script_guard(run_section.workers, executor_section.kind, experiment.kind)
     plan = experiment.plan(cfg, registry)
     _check_trackers(cfg, registry, track)
     device = plan.device

@@ -95,11 +95,8 @@ class ForensicsExperiment:
 
     def prepare(self, plan: ForensicsPlan, run: RunDir, progress: Progress) -> Prepared:
         problem = plan.problem
-        digest = plan.data_info["sha256"][:16]
-        raw = run.reuse_array(f"raw-{digest}") or run.write_array(f"raw-{digest}", problem.raw)
-        targets = run.reuse_array(f"targets-{digest}") or run.write_array(
-            f"targets-{digest}", problem.targets
-        )
+        raw = run.store_array("raw", problem.raw)
+        targets = run.store_array("targets", problem.targets)
         progress.message("evaluating the model at the default ISP parameters")
         clean = problem.evaluate()
         spec = ProblemSpec(

@@ -47,6 +47,7 @@ from driftlab.engine.config import (
     ExperimentConfig,
     ModelSection,
     RunSection,
+    TestSection,
     TrackingSection,
     check_integer,
     check_number,
@@ -119,7 +120,7 @@ class OptimizeTrainingSection:
     batch_size: int = setting(32, check=check_integer(1))
     lr: float = setting(1e-3, check=check_number(0, low_open=True))
     isp_lr: float = setting(1e-3, check=check_number(0, low_open=True))
-    folds: int = setting(5, check=check_integer(2))
+    folds: int = setting(5, check=check_integer(1))  # 1 only with a [test] set (the plan checks)
     seed: int = setting(0, check=check_seed)
     eval_every: int = setting(1, check=check_integer(1))
     summary_last: int = setting(0, check=check_integer(0), identity=False)
@@ -135,6 +136,7 @@ class OptimizeConfig(ExperimentConfig):
         "pipeline": PipelineSection,
         "model": ModelSection,
         "training": OptimizeTrainingSection,
+        "test": TestSection,
         "run": RunSection,
         "executor": ExecutorSection,
         "tracking": TrackingSection,

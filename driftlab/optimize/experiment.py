@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from driftlab.engine.cell import Cell
-from driftlab.engine.planning import data_fingerprint
+from driftlab.engine.planning import data_fingerprint, held_out_manifest
 from driftlab.engine.progress import Progress
 from driftlab.engine.rundir import CellRecord, RunDir
 from driftlab.engine.skeleton import Outcome, Prepared
@@ -65,6 +65,7 @@ class OptimizeExperiment:
                 "camera": attrs.asdict(plan.camera),
             },
             "pipeline": {plan.pipeline.name: plan.pipeline.fingerprint()},
+            **({"test_set": held_out_manifest(plan.held_out)} if plan.held_out else {}),
         }
 
     def prepare(self, plan: OptimizePlan, run: RunDir, progress: Progress) -> Prepared:

@@ -12,11 +12,14 @@ from __future__ import annotations
 import attrs
 
 from driftlab.camera import CameraParams
-from driftlab.datasets.base import DatasetError, DatasetSpec, RawDataset
-from driftlab.datasets.splits import Fold, dataset_folds
+from driftlab.datasets.base import DatasetSpec, RawDataset
+from driftlab.datasets.splits import Fold
 from driftlab.engine.planning import (
+    HeldOut,
     open_dataset,
+    open_held_out,
     output_channels,
+    plan_folds,
     resolve_model,
     resolve_pipeline,
     run_device,
@@ -50,6 +53,9 @@ class OptimizePlan:
     device : str
     folds : tuple of Fold
         The k folds, made on the first level's items (the same items at every level).
+    held_out : HeldOut or None
+        The first level's fixed test set of ``[test]``; each level's dataset
+        then holds its training items followed by its test items.
     """
 
     config: OptimizeConfig
@@ -61,6 +67,7 @@ class OptimizePlan:
     model: TaskModelSpec
     device: str
     folds: tuple[Fold, ...]
+    held_out: HeldOut | None = None
 
     @property
     def task(self) -> str:
@@ -93,8 +100,21 @@ def plan_optimization(config: OptimizeConfig, registry: Registry) -> OptimizePla
     modes = config.training.modes
     datasets: dict[float, RawDataset] = {}
     spec = None
+    held_outs: dict[float, HeldOut | None] = {}
     for intensity in ds.intensities:
         spec, datasets[intensity] = open_dataset(ds, registry, intensity=intensity)
+        held = open_held_out(
+            ds, config.test, registry, train=datasets[intensity], intensity=intensity
+        )
+        held_outs[intensity] = held
+        if held is not None:
+            if held.test.spec.camera != held.train.spec.camera:
+                raise ConfigError(
+                    f"[test]: the test set's camera ({held.test.spec.camera.name}) differs from "
+                    f"the training set's ({held.train.spec.camera.name}); optimisation learns "
+                    "one camera's ISP"
+                )
+            datasets[intensity] = held.joined()
     assert spec is not None
     model = resolve_model(config.model.name, spec, registry)
     pipeline = resolve_pipeline(config.pipeline.name, "[pipeline].name", registry)
@@ -107,10 +127,8 @@ def plan_optimization(config: OptimizeConfig, registry: Registry) -> OptimizePla
                 f"{ds.intensities[0]}; folds need the same items at every level"
             )
     training = config.training
-    try:
-        folds = dataset_folds(first, n_splits=training.folds, seed=training.seed)
-    except DatasetError as exc:
-        raise ConfigError(f"[training].folds: {exc}") from None
+    held = held_outs[ds.intensities[0]]
+    folds = plan_folds(first if held is None else held.train, held, training.folds, training.seed)
     camera = first.spec.camera
     if {"frozen", "learned"} & set(modes):
         try:
@@ -136,4 +154,5 @@ def plan_optimization(config: OptimizeConfig, registry: Registry) -> OptimizePla
         model=model,
         device=device,
         folds=tuple(folds),
+        held_out=held,
     )

@@ -26,6 +26,9 @@ Example::
     seed = 0
     augment = false
 
+    [test]                     # optional fixed held-out test set (see engine.config.TestSection)
+    split = "val"              # or ids = "val.txt", or name / data_root / options of a 2nd set
+
     [report]
     bootstrap = 1000           # resamples of the paired bootstrap intervals
 
@@ -57,6 +60,7 @@ from driftlab.engine.config import (
     ExperimentConfig,
     ModelSection,
     RunSection,
+    TestSection,
     TrackingSection,
     TrainingSection,
     check_choice,
@@ -151,6 +155,7 @@ class SynthesisConfig(ExperimentConfig):
         "corruptions": CorruptionsSection,
         "model": ModelSection,
         "training": TrainingSection,
+        "test": TestSection,
         "report": ReportSection,
         "run": RunSection,
         "executor": ExecutorSection,

@@ -17,12 +17,13 @@ import attrs
 import numpy as np
 import pandas as pd
 
-from driftlab.cache import ViewCache
 from driftlab.engine.cell import Cell
+from driftlab.engine.planning import held_out_manifest
 from driftlab.engine.progress import Progress
 from driftlab.engine.rundir import CellRecord, RunDir
 from driftlab.engine.skeleton import Outcome, Prepared
-from driftlab.naming import cell_key, file_name
+from driftlab.engine.views import view_stacks
+from driftlab.naming import cell_key
 from driftlab.registry import Registry
 from driftlab.synthesis.cells import RESULT_COLUMNS, SynthesisJob, synthesis_cell
 from driftlab.synthesis.config import SynthesisConfig
@@ -81,39 +82,21 @@ class SynthesisExperiment:
                 "camera": attrs.asdict(plan.camera),
             },
             "pipelines": {s.name: s.fingerprint() for s in plan.pipelines},
+            **({"test_set": held_out_manifest(plan.held_out)} if plan.held_out else {}),
         }
 
     def prepare(self, plan: SynthesisPlan, run: RunDir, progress: Progress) -> Prepared:
         """Render every view once (content-addressed cache), stack each pipeline's views."""
-        cache = ViewCache(run.path / "views")
-        pipelines = list(plan.pipelines)
-        report = cache.render(
+        views = view_stacks(
+            run,
             plan.dataset,
-            pipelines,
-            camera=plan.camera,
+            list(plan.pipelines),
             registry=plan.registry,
-            workers=int(plan.config.run.workers),
-            progress=lambda done, total: progress.step("views", done, total),
+            workers=plan.config.run.workers,
             device=plan.device,
+            progress=progress,
         )
-        progress.message(
-            f"views: {report.rendered} rendered, {report.reused} reused, {report.repaired} "
-            f"repaired ({report.seconds:.1f} s)"
-        )
-        views = {}
-        for n, (name, keys) in enumerate(report.keys.items(), start=1):
-            digest = hashlib.sha256("".join(keys).encode()).hexdigest()[:16]
-            array_name = f"views-{file_name(name)}-{digest}"
-            ref = run.reuse_array(array_name)
-            if ref is None:
-                stack = np.stack([cache.load(k) for k in keys]).astype(np.float32)
-                ref = run.write_array(array_name, stack)
-            views[name] = ref
-            progress.step("view stacks", n, len(report.keys))
-        targets = targets_array(plan)
-        digest = hashlib.sha256(np.ascontiguousarray(targets).tobytes()).hexdigest()[:16]
-        name = f"targets-{digest}"
-        targets_ref = run.reuse_array(name) or run.write_array(name, targets)
+        targets_ref = run.store_array("targets", targets_array(plan))
         return Prepared(SynthesisInputs(views, targets_ref), arrays=(*views.values(), targets_ref))
 
     def keys(self, plan: SynthesisPlan) -> list[str]:

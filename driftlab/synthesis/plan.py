@@ -13,16 +13,18 @@ from __future__ import annotations
 import attrs
 
 from driftlab.camera import CameraParams
-from driftlab.corruptions.apply import get_corruption
-from driftlab.corruptions.base import CorruptionSpec
-from driftlab.corruptions.protocol import PAPER_CORRUPTIONS
-from driftlab.datasets.base import DatasetError, DatasetSpec, RawDataset
-from driftlab.datasets.splits import Fold, dataset_folds
+from driftlab.datasets.base import DatasetSpec, RawDataset
+from driftlab.datasets.splits import Fold
 from driftlab.engine.planning import (
+    Condition,
+    HeldOut,
     check_initial_weights,
     data_fingerprint,
     open_dataset,
+    open_held_out,
     output_channels,
+    plan_folds,
+    resolve_conditions,
     resolve_model,
     resolve_pipelines,
     run_device,
@@ -30,23 +32,11 @@ from driftlab.engine.planning import (
 from driftlab.errors import ConfigError
 from driftlab.models.base import TaskModelSpec
 from driftlab.pipeline import PipelineSpec, SpecError, build_static
-from driftlab.registry import Registry, RegistryError
+from driftlab.registry import Registry
 from driftlab.synthesis.config import SynthesisConfig
 from driftlab.train.metrics import task_metric_name
 
 __all__ = ["Condition", "SynthesisPlan", "plan_synthesis"]
-
-
-@attrs.frozen
-class Condition:
-    """One corruption test condition (``severity`` 0 for identity)."""
-
-    corruption: CorruptionSpec
-    severity: int
-
-    @property
-    def name(self) -> str:
-        return self.corruption.name
 
 
 @attrs.frozen
@@ -60,7 +50,10 @@ class SynthesisPlan:
         The plugins the run uses (travels with the cells).
     dataset_spec : DatasetSpec
     dataset : RawDataset
+        Every item the run reads: with a ``[test]`` set, the training items
+        followed by the fixed test items (a ``JoinedDataset``).
     camera : CameraParams
+        The training set's camera (a held-out set renders with its own).
     train, test : tuple of PipelineSpec
     conditions : tuple of Condition
     model : TaskModelSpec
@@ -69,6 +62,8 @@ class SynthesisPlan:
     folds : tuple of Fold
     fingerprint : str
         SHA-256 of every item's id, target and raw mosaic.
+    held_out : HeldOut or None
+        The fixed test set of ``[test]`` (None: k-fold cross-validation).
     """
 
     config: SynthesisConfig
@@ -83,6 +78,7 @@ class SynthesisPlan:
     device: str
     folds: tuple[Fold, ...]
     fingerprint: str
+    held_out: HeldOut | None = None
 
     @property
     def task(self) -> str:
@@ -105,34 +101,6 @@ class SynthesisPlan:
         return output_channels(self.dataset_spec)
 
 
-def _conditions(
-    names, severities, family: str, registry: Registry, where: str
-) -> tuple[Condition, ...]:
-    if names == "paper":
-        names = list(PAPER_CORRUPTIONS)
-    elif names == "all":
-        names = registry.names("corruptions")
-    elif isinstance(names, str):
-        names = [names]
-    out: list[Condition] = []
-    for name in names:
-        try:
-            spec = get_corruption(name, registry, family=family)
-        except (RegistryError, ValueError) as exc:
-            raise ConfigError(f"{where}.names: {exc}") from None
-        if len(spec.severities) == 1 or name == "identity":
-            out.append(Condition(spec, 0))
-            continue
-        for severity in severities:
-            if severity not in spec.severities:
-                raise ConfigError(
-                    f"{where}.severities: corruption {name!r} has severities "
-                    f"{list(spec.severities)}, got {severity}"
-                )
-            out.append(Condition(spec, int(severity)))
-    return tuple(out)
-
-
 def plan_synthesis(config: SynthesisConfig, registry: Registry) -> SynthesisPlan:
     """Check every name in ``config``, open the dataset, make the folds, check the weights.
 
@@ -152,20 +120,22 @@ def plan_synthesis(config: SynthesisConfig, registry: Registry) -> SynthesisPlan
     train = resolve_pipelines(config.pipelines.train, "[pipelines].train", registry)
     test = resolve_pipelines(config.pipelines.test, "[pipelines].test", registry)
     co = config.corruptions
-    conditions = _conditions(co.names, co.severities, co.family, registry, "[corruptions]")
+    conditions = resolve_conditions(co.names, co.severities, co.family, registry)
     device = run_device(config.run.device)
     camera = dataset.spec.camera
+    held = open_held_out(config.dataset, config.test, registry, train=dataset)
+    cameras = [camera] if held is None else [camera, held.test.spec.camera]
     for spec in {s.name: s for s in (*train, *test)}.values():
-        try:
-            build_static(spec, camera, registry)
-        except SpecError as exc:
-            raise ConfigError(f"[pipelines]: {exc}") from None
+        for lens in cameras:
+            try:
+                build_static(spec, lens, registry)
+            except SpecError as exc:
+                raise ConfigError(f"[pipelines]: {exc}") from None
     check_initial_weights(config.model, dataset.spec, registry, for_training=True)
     tr = config.training
-    try:
-        folds = tuple(dataset_folds(dataset, n_splits=tr.folds, seed=tr.seed))
-    except DatasetError as exc:
-        raise ConfigError(f"[training].folds: {exc}") from None
+    if held is not None:
+        dataset = held.joined()
+    folds = plan_folds(dataset if held is None else held.train, held, tr.folds, tr.seed)
     return SynthesisPlan(
         config=config,
         registry=registry,
@@ -179,4 +149,5 @@ def plan_synthesis(config: SynthesisConfig, registry: Registry) -> SynthesisPlan
         device=device,
         folds=folds,
         fingerprint=data_fingerprint(dataset),
+        held_out=held,
     )
