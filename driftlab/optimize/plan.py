@@ -1,10 +1,11 @@
 """Resolve an optimisation configuration against the plugins, before anything is created.
 
 Unknown dataset, model or pipeline names, a pipeline without a
-differentiable form, a model for the wrong task or without support for
-4-channel input (raw mode), a dataset that cannot be opened at one of the
-intensity levels or split into folds, or an unavailable device all fail
-here, before the run directory exists.
+differentiable form (or without the paper's structure for a paper arm), a
+model for the wrong task or without support for 4-channel input (raw mode),
+a dataset that cannot be opened at one of the intensity levels or split into
+folds, an impossible mis-calibration or an unavailable device all fail here,
+before the run directory exists.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from driftlab.engine.planning import (
 )
 from driftlab.errors import ConfigError
 from driftlab.models.base import TaskModelSpec
-from driftlab.optimize.config import OptimizeConfig
+from driftlab.optimize.config import ISP_MODES, OptimizeConfig
+from driftlab.optimize.ispsetup import IspSetup, plan_isp
 from driftlab.pipeline import PipelineSpec, SpecError, build_differentiable
 from driftlab.registry import Registry
 from driftlab.train.metrics import task_metric_name
@@ -50,6 +52,9 @@ class OptimizePlan:
     device : str
     folds : tuple of Fold
         The k folds, made on the first level's items (the same items at every level).
+    isp : IspSetup
+        Domains of the learned ISP per level, the (mis-calibrated) camera the
+        data are rendered for and the values that camera calls for.
     """
 
     config: OptimizeConfig
@@ -61,6 +66,7 @@ class OptimizePlan:
     model: TaskModelSpec
     device: str
     folds: tuple[Fold, ...]
+    isp: IspSetup
 
     @property
     def task(self) -> str:
@@ -112,7 +118,7 @@ def plan_optimization(config: OptimizeConfig, registry: Registry) -> OptimizePla
     except DatasetError as exc:
         raise ConfigError(f"[training].folds: {exc}") from None
     camera = first.spec.camera
-    if {"frozen", "learned"} & set(modes):
+    if set(ISP_MODES) & set(modes):
         try:
             build_differentiable(pipeline, camera, registry)
         except SpecError as exc:
@@ -126,6 +132,7 @@ def plan_optimization(config: OptimizeConfig, registry: Registry) -> OptimizePla
             raise ConfigError(
                 f"[model].options: {model.name!r} with in_channels={in_channels}: {exc}"
             ) from None
+    isp = plan_isp(config, camera, pipeline, registry, ds.intensities)
     return OptimizePlan(
         config=config,
         registry=registry,
@@ -136,4 +143,5 @@ def plan_optimization(config: OptimizeConfig, registry: Registry) -> OptimizePla
         model=model,
         device=device,
         folds=tuple(folds),
+        isp=isp,
     )
