@@ -26,6 +26,15 @@ directly. After every optimiser step :meth:`WidthScaledIsp.project_` maps
 kernel totals; Dykstra's algorithm via :meth:`driftlab.attacks.space.Slot.project`)
 and sets ``u`` back accordingly. An element of zero width stays fixed.
 
+Parameters with an equality constraint (colour-matrix rows summing to 1,
+sharpening kernels summing to 1) get their gradient projected onto the
+constraint's tangent space first (a gradient hook on ``u``: for a row
+``sum_j w_j u_j = const`` the component along ``w`` is removed). Without it
+the gradient's component across the constraint (overall brightness, which the
+constraint forbids) fills Adam's moments, Adam's sign-like steps move every
+element of a row the same way, and the projection undoes nearly all of each
+step: the constrained parameters would barely move.
+
 With ``scale="absolute"`` every width is 1 (Adam on ``theta`` itself), the
 behaviour before this module, kept for comparison.
 """
@@ -43,7 +52,7 @@ from driftlab.domains import ParamBounds
 from driftlab.pipeline import DifferentiablePipeline
 from driftlab.validation import validate_raw_batch
 
-__all__ = ["WidthScaledIsp", "learned_space"]
+__all__ = ["WidthScaledIsp", "learned_space", "tangent_gradient"]
 
 
 def learned_space(
@@ -68,6 +77,39 @@ def learned_space(
     if bounds:
         space = space.with_domains({k: b for k, b in bounds.items() if k in keys})
     return space.subset(keys)
+
+
+def tangent_gradient(grad: torch.Tensor, width: torch.Tensor, *, rows: bool) -> torch.Tensor:
+    """Project a gradient in ``u`` onto the tangent space of ``sum w * u = const``.
+
+    Parameters
+    ----------
+    grad, width : torch.Tensor
+        Same shape; ``width`` the element-wise domain widths.
+    rows : bool
+        One constraint per row (last axis), else one over all elements.
+
+    Returns
+    -------
+    torch.Tensor
+        ``grad - w * (w . grad) / (w . w)`` per constraint (unchanged where
+        all widths are 0).
+    """
+    if rows:
+        dot = (width * grad).sum(dim=-1, keepdim=True)
+        norm = (width * width).sum(dim=-1, keepdim=True)
+    else:
+        dot = (width * grad).sum()
+        norm = (width * width).sum()
+    safe = torch.where(norm > 0, norm, torch.ones_like(norm))
+    return grad - width * torch.where(norm > 0, dot / safe, torch.zeros_like(dot))
+
+
+def _tangent_hook(isp: WidthScaledIsp, index: int, *, rows: bool):
+    def hook(grad: torch.Tensor) -> torch.Tensor:
+        return tangent_gradient(grad, isp._width(index), rows=rows)
+
+    return hook
 
 
 class WidthScaledIsp(nn.Module):
@@ -120,7 +162,10 @@ class WidthScaledIsp(nn.Module):
                 raise ValueError(f"{slot.key}: domain width must be finite and >= 0, got {width}")
             self.register_buffer(f"origin_{i}", origin)
             self.register_buffer(f"width_{i}", torch.as_tensor(width, dtype=origin.dtype))
-            self.steps.append(nn.Parameter(torch.zeros_like(origin)))
+            step = nn.Parameter(torch.zeros_like(origin))
+            if slot.domain.row_sum is not None or slot.domain.total is not None:
+                step.register_hook(_tangent_hook(self, i, rows=slot.domain.row_sum is not None))
+            self.steps.append(step)
 
     def _origin(self, i: int) -> torch.Tensor:
         return getattr(self, f"origin_{i}")
