@@ -288,12 +288,6 @@ TRAJECTORY_COLUMNS = (
 )
 
 
-def _element_names(shape: tuple[int, ...]) -> list[str]:
-    if not shape:
-        return [""]
-    return [",".join(map(str, idx)) for idx in np.ndindex(*shape)]
-
-
 def isp_trajectory_table(
     records: list[dict[str, Any]],
     widths: Mapping[float, Mapping[str, np.ndarray]],
@@ -319,8 +313,8 @@ def isp_trajectory_table(
         Columns :data:`TRAJECTORY_COLUMNS`: ``change = value - initial``,
         ``relative_change = |change| / width`` and ``relative_error =
         |value - target| / width`` (NaN where the width is 0 or unknown);
-        ``element`` is the index within the parameter (``"1,2"``; ``""`` for
-        scalars).
+        ``element`` is the flat (row-major) index within the parameter (0
+        for scalars; element 5 of a 3x3 matrix is row 1, column 2).
     """
     targets = targets or {}
     frames = []
@@ -350,7 +344,7 @@ def isp_trajectory_table(
                             "fold": int(record["fold"]),
                             "epoch": int(entry["epoch"]),
                             "param": key,
-                            "element": _element_names(start.shape),
+                            "element": np.arange(start_flat.size),
                             "value": value,
                             "initial": start_flat,
                             "change": change,
