@@ -47,7 +47,7 @@ def _config(**changes) -> dict:
     data = copy.deepcopy(TINY)
     for dotted, value in changes.items():
         section, key = dotted.split("__")
-        data[section][key] = value
+        data.setdefault(section, {})[key] = value
     return data
 
 
@@ -127,10 +127,24 @@ def test_raw_segmentation_logits_are_upsampled_to_the_mosaic():
         ({"pipeline__name": "bi,s,gx"}, r"\[pipeline\].name.*unknown pipeline"),
         ({"training__epoch": 3}, "unknown key 'epoch'.*did you mean 'epochs'"),
         ({"dataset__name": "embedded-smir"}, r"\[dataset\].name"),
-        ({"dataset__intensities": [1.0, 0.0]}, r"intensities: expected a non-empty list of numbers in \(0, 1\]"),
+        (
+            {"dataset__intensities": [1.0, 0.0]},
+            r"intensities: expected a non-empty list of numbers in \(0, 1\]",
+        ),
         ({"training__isp_lr": -1.0}, "isp_lr: expected a positive number"),
         ({"training__eval_every": 5}, "eval_every: 5 exceeds epochs"),
         ({"model__name": "small-unet"}, "segmentation model"),
+        ({"training__modes": ["frozen", "paper-frozn"]}, "did you mean 'paper-frozen'"),
+        ({"isp__domains": "camra"}, r"\[isp\].domains: expected one of 'camera', 'generic'"),
+        ({"isp__step_size": "width"}, r"step_size: expected one of 'domain-width', 'absolute'"),
+        ({"isp__domain": "camera"}, "unknown key 'domain'.*did you mean 'domains'"),
+        ({"summary__interval": "wilcoxon"}, r"interval: expected one of 't', 'bootstrap'"),
+        ({"summary__confidence": 1.0}, r"confidence: expected a confidence level in \[0.5, 1\)"),
+        (
+            {"summary__bootstrap_samples": 10},
+            r"bootstrap_samples: expected an integer in \[100, 10000000\]",
+        ),
+        ({"miscalibration__black_level": True}, "a number or 4 numbers"),
     ],
 )
 def test_config_errors_fail_before_any_work(tmp_path, changes, match):
@@ -138,6 +152,17 @@ def test_config_errors_fail_before_any_work(tmp_path, changes, match):
     with pytest.raises(ConfigError, match=match):
         run_optimization(_config(**changes), out=out)
     assert not out.exists()
+
+
+def test_isp_and_miscalibration_settings_change_the_identity_summary_settings_do_not():
+    from driftlab.optimize import OptimizeConfig
+
+    identity = OptimizeConfig.from_dict(_config()).identity()
+    assert identity["isp.domains"] == "camera"
+    assert identity["isp.step_size"] == "domain-width"
+    assert identity["miscalibration.white_balance"] == [1.0, 1.0, 1.0]
+    assert identity["training.isp_lr"] == 5e-2
+    assert not any(key.startswith("summary.") for key in identity)
 
 
 def test_unknown_section_is_named(tmp_path):

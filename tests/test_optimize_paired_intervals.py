@@ -130,6 +130,13 @@ def test_paired_differences_pair_folds_of_the_two_arms_per_light_level():
     assert pooled["mean"] == pytest.approx(np.mean([0.10, 0.025, 0.035]))
 
 
+def test_a_partial_pool_adds_the_whole_learning_curve():
+    table = paired_differences(_results(), "accuracy", last=1)
+    assert set(table["statistic"]) == {"final", "pooled", "curve"}
+    curve = table[(table["intensity"] == 1.0) & (table["statistic"] == "curve")].iloc[0]
+    assert curve["mean"] == pytest.approx(np.mean([0.10, 0.025, 0.035]))
+
+
 def test_paired_differences_use_only_folds_both_arms_finished():
     results = _results()
     results = results[~((results["mode"] == "learned") & (results["fold"] == 2))]

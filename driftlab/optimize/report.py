@@ -295,7 +295,8 @@ def build_report(
                 f"Per fold, arm A minus arm B on the same test items, from the same initial "
                 f"task-model weights and batches; mean and {100 * confidence:g}% interval by "
                 f"{interval['method']}. {interval['why']} `final`: the last epoch; `pooled`: "
-                f"the mean over the pooled evaluation epochs of each fold."
+                f"the mean over the pooled evaluation epochs of each fold; `curve`: the mean "
+                f"over all its evaluation epochs (credits learning faster)."
             ),
             Table(
                 [

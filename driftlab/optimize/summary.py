@@ -9,7 +9,11 @@ Definitions, for each (intensity, mode), on the task metric's rows only:
 - **final** mean +- std: over folds at the last epoch only.
 
 Standard deviations are population ones (``ddof=0``), as in the synthesis
-tables.
+tables. :func:`paired_differences` compares arms fold by fold (final epoch,
+pooled epochs, whole learning curve) with a confidence interval from
+:mod:`driftlab.optimize.paired`; :func:`isp_trajectory_table` lists every ISP
+parameter element of the learning arms at every epoch with its change
+relative to its domain width, and :func:`isp_change_summary` condenses it.
 """
 
 from __future__ import annotations
@@ -172,7 +176,7 @@ DIFFERENCE_COLUMNS = (
 
 
 def fold_scores(results: pd.DataFrame, metric: str, last: int = 0) -> pd.DataFrame:
-    """One score per (intensity, mode, fold): at the final epoch and over the pooled epochs.
+    """One score per (intensity, mode, fold): final epoch, pooled epochs, whole curve.
 
     Parameters
     ----------
@@ -180,13 +184,15 @@ def fold_scores(results: pd.DataFrame, metric: str, last: int = 0) -> pd.DataFra
         Tidy table with at least the columns :data:`REQUIRED_COLUMNS`.
     metric : str
     last : int
-        Pool the last ``last`` evaluation epochs of each fold (0: all, i.e.
-        the mean of the learning curve, which also credits learning faster).
+        Pool the last ``last`` evaluation epochs of each fold (0: all).
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``intensity, mode, fold, final, pooled``.
+        Columns ``intensity, mode, fold, final, pooled, curve``: the value at
+        the last epoch, the mean over the pooled epochs and the mean over
+        every evaluation epoch (the area under the learning curve, which
+        also credits an arm that learns faster).
 
     Raises
     ------
@@ -203,9 +209,16 @@ def fold_scores(results: pd.DataFrame, metric: str, last: int = 0) -> pd.DataFra
         final = group[group["epoch"] == group["epoch"].max()]["value"]
         pooled = group[group["epoch"].isin(epochs)]["value"]
         out.append(
-            (float(intensity), str(mode), int(fold), float(final.mean()), float(pooled.mean()))
+            (
+                float(intensity),
+                str(mode),
+                int(fold),
+                float(final.mean()),
+                float(pooled.mean()),
+                float(group["value"].mean()),
+            )
         )
-    return pd.DataFrame(out, columns=["intensity", "mode", "fold", "final", "pooled"])
+    return pd.DataFrame(out, columns=["intensity", "mode", "fold", "final", "pooled", "curve"])
 
 
 def paired_differences(
@@ -224,18 +237,20 @@ def paired_differences(
     For every comparison whose two arms ran, the folds both arms finished
     are paired (same initial weights, batches and test items); the interval
     is :func:`driftlab.optimize.paired.paired_interval` of the per-fold
-    differences of the final-epoch score and of the pooled score
+    differences of the final-epoch score, of the pooled score and, when
+    ``last`` pools fewer than all epochs, of the whole learning curve
     (:func:`fold_scores`).
 
     Returns
     -------
     pandas.DataFrame
         Columns :data:`DIFFERENCE_COLUMNS`; ``comparison`` reads ``"A − B"``,
-        ``statistic`` is ``"final"`` or ``"pooled"``, ``differences`` the
-        per-fold values joined by ``","`` in fold order. Intensities in
-        decreasing order.
+        ``statistic`` is ``"final"``, ``"pooled"`` or ``"curve"``,
+        ``differences`` the per-fold values joined by ``","`` in fold order.
+        Intensities in decreasing order.
     """
     scores = fold_scores(results, metric, last)
+    statistics = ("final", "pooled") if last == 0 else ("final", "pooled", "curve")
     out = []
     for intensity in sorted(scores["intensity"].unique(), reverse=True):
         at = scores[scores["intensity"] == intensity]
@@ -245,7 +260,7 @@ def paired_differences(
             folds = sorted(set(left.index) & set(right.index))
             if not folds:
                 continue
-            for statistic in ("final", "pooled"):
+            for statistic in statistics:
                 d = left.loc[folds, statistic].to_numpy() - right.loc[folds, statistic].to_numpy()
                 ci = paired_interval(
                     d, method=method, confidence=confidence, samples=samples, seed=seed
