@@ -192,7 +192,9 @@ def optimization_outcome(plan: OptimizePlan, run: RunDir, records: list[CellReco
         "lr / isp_lr": f"{tr.lr:g} / {tr.isp_lr:g}",
         "ISP domains / step size": f"{plan.isp.domains} / {plan.isp.step_size}",
         "camera": (
-            f"mis-calibrated ({plan.isp.true.name})" if plan.isp.miscalibrated else "calibrated"
+            f"{plan.camera.name} profile; data rendered for a mis-calibrated camera (below)"
+            if plan.isp.miscalibrated
+            else f"{plan.camera.name} profile (data rendered for it)"
         ),
     }
     report = build_report(
