@@ -273,20 +273,6 @@ class MiscalibrationSection:
         doc="true black level = profile level + this (fraction of the white level; 1 or 4 values)",
     )
 
-    @property
-    def active(self) -> bool:
-        """Whether the true camera differs from the profile at all."""
-        delta = self.color_matrix_delta
-        no_matrix = (
-            delta == 0.0
-            if isinstance(delta, float)
-            else all(v == 0.0 for row in delta for v in row)
-        )
-        levels = [self.black_level] if isinstance(self.black_level, float) else self.black_level
-        return not (
-            all(f == 1.0 for f in self.white_balance) and no_matrix and all(v == 0 for v in levels)
-        )
-
 
 def _confidence(value: float, where: str) -> float:
     if not (math.isfinite(value) and 0.5 <= value < 1):
