@@ -123,7 +123,6 @@ def test_raw_segmentation_logits_are_upsampled_to_the_mosaic():
             {"training__modes": ["frozen", "lerned"]},
             "unknown mode 'lerned'.*did you mean 'learned'",
         ),
-        ({"pipeline__name": "bi,s,me"}, r"\[pipeline\].name.*no differentiable form"),
         ({"pipeline__name": "bi,s,gx"}, r"\[pipeline\].name.*unknown pipeline"),
         ({"training__epoch": 3}, "unknown key 'epoch'.*did you mean 'epochs'"),
         ({"dataset__name": "embedded-smir"}, r"\[dataset\].name"),

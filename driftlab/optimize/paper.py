@@ -34,10 +34,10 @@ follow driftlab's rules (phase-preserving mirror padding of the mosaic for
 demosaicing, scipy ``reflect`` for the luma filters) where the paper's code
 used torch ``reflect`` padding of the sparse planes and zero padding for the
 sharpening filter; black levels are per CFA site in raster order for any
-pattern (the paper's code assumed RGGB); the gamma stage clips at 0 instead of
-1e-5. Initial values come from the resolved base pipeline (camera profile,
-kernel, Gaussian sigma, gamma), which must have the paper's structure
-(``bi,s,ga``: see :func:`check_paper_pipeline`).
+pattern (the paper's code assumed RGGB); driftlab's gamma stage with its own
+lower clip instead of the paper's 1e-5. Initial values come from the resolved
+base pipeline (camera profile, kernel, Gaussian sigma, gamma), which must have
+the paper's structure (``bi,s,ga``: see :func:`check_paper_pipeline`).
 """
 
 from __future__ import annotations
@@ -49,14 +49,25 @@ from torch import nn
 
 from driftlab.cfa import cfa_masks_torch
 from driftlab.pipeline.resolve import ResolvedPipeline
-from driftlab.stages._filters import (
-    convolve2d,
-    gaussian_kernel1d,
-    gaussian_radius,
-    pad_symmetric,
-    rgb_to_yuv,
-    yuv_to_rgb,
-)
+
+try:
+    from driftlab.stages.filters import (
+        convolve2d,
+        gaussian_kernel1d,
+        gaussian_radius,
+        pad_symmetric,
+        rgb_to_yuv,
+        yuv_to_rgb,
+    )
+except ImportError:  # before the shared filters became public (driftlab.stages.filters)
+    from driftlab.stages._filters import (  # type: ignore[no-redef]
+        convolve2d,
+        gaussian_kernel1d,
+        gaussian_radius,
+        pad_symmetric,
+        rgb_to_yuv,
+        yuv_to_rgb,
+    )
 from driftlab.stages.black_level import black_level_torch
 from driftlab.stages.color import color_correction_torch, white_balance_torch
 from driftlab.stages.demosaic import K_G, K_RB
@@ -128,7 +139,7 @@ class PaperIsp(nn.Module):
     Notes
     -----
     Parameters, keyed ``"stage.param"`` with the base pipeline's stage names
-    in :meth:`current_values`: ``black_level.levels`` (4,),
+    in :meth:`named_values`: ``black_level.levels`` (4,),
     ``demosaic.kernel`` (3, 3, 3, 3) correlation weights (output channel,
     input channel, row, column), ``white_balance.gains`` (3,),
     ``color_correction.matrix`` (3, 3), ``sharpen.kernel`` (3, 3),
@@ -157,7 +168,7 @@ class PaperIsp(nn.Module):
         self.blur = nn.Parameter(torch.outer(k1, k1).to(dtype))
         self.gamma = param(values[6]["gamma"])
 
-    def current_values(self) -> dict[str, torch.Tensor]:
+    def named_values(self) -> dict[str, torch.Tensor]:
         """``{"stage.param": tensor}`` of every parameter (see class notes)."""
         bl, dm, wb, cc, sh, dn, gc = self.names
         return {

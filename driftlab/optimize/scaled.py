@@ -46,11 +46,11 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from driftlab.attacks.space import ParameterSpace
 from driftlab.domains import ParamBounds
 from driftlab.pipeline import DifferentiablePipeline
-from driftlab.validation import validate_raw_batch
 
 __all__ = ["WidthScaledIsp", "learned_space", "tangent_gradient"]
 
@@ -153,6 +153,11 @@ class WidthScaledIsp(nn.Module):
             p.requires_grad_(False)
         self.space = space
         self.keys = tuple(space.keys)
+        self._state_names = {
+            f"{stage}.{param}": f"stages.{stage}.learnable.{param}"
+            for stage, module in pipeline.stages.items()
+            for param in module.learnable
+        }
         self.scale = scale
         self.steps = nn.ParameterList()
         for i, slot in enumerate(space.slots):
@@ -177,7 +182,7 @@ class WidthScaledIsp(nn.Module):
         """The unitless steps ``u`` (what the optimiser updates)."""
         return list(self.steps)
 
-    def current_values(self) -> dict[str, torch.Tensor]:
+    def named_values(self) -> dict[str, torch.Tensor]:
         """``{"stage.param": theta}`` as differentiable tensors of the declared shapes."""
         return {
             key: self._origin(i) + self._width(i) * u
@@ -185,24 +190,17 @@ class WidthScaledIsp(nn.Module):
         }
 
     def forward(self, raw: torch.Tensor) -> torch.Tensor:
-        """``(B, 1, H, W)`` mosaics in [0, 1] to ``(B, 3, H, W)`` views, as the pipeline
-        renders them with the current ``theta``.
+        """``(B, 1, H, W)`` mosaics in [0, 1] to ``(B, 3, H, W)`` views: the pipeline's own
+        forward pass (:func:`torch.func.functional_call`) with ``theta`` in place of its
+        parameters, so gradients reach ``u``.
 
         Raises
         ------
         driftlab.validation.RawInputError
             Wrong shape, odd sides, NaN/Inf or values out of range.
         """
-        x = validate_raw_batch(raw)
-        values = self.current_values()
-        for name, stage in self.pipeline.stages.items():
-            params = dict(stage.param_tensors())
-            for pname in stage.learnable:
-                params[pname] = values[f"{name}.{pname}"]
-            x = stage.spec.differentiable(
-                x, stage.context, **{k: v.to(dtype=x.dtype) for k, v in params.items()}
-            )
-        return x
+        values = {self._state_names[k]: v for k, v in self.named_values().items()}
+        return functional_call(self.pipeline, values, (raw,))
 
     @torch.no_grad()
     def project_(self) -> None:
@@ -217,5 +215,5 @@ class WidthScaledIsp(nn.Module):
     def write_back_(self) -> None:
         """Copy the current ``theta`` into the pipeline's own parameters (for saving)."""
         params = self.pipeline.named_stage_parameters()
-        for key, value in self.current_values().items():
+        for key, value in self.named_values().items():
             params[key].copy_(value)

@@ -44,7 +44,7 @@ from driftlab.optimize.config import LEARNING_MODES, MODES, PAPER_MODES
 from driftlab.optimize.networks import IspTaskModel, PackedTaskModel, input_stats
 from driftlab.optimize.paper import PaperIsp
 from driftlab.optimize.scaled import WidthScaledIsp, learned_space
-from driftlab.pipeline import PipelineSpec, build_differentiable
+from driftlab.pipeline import DifferentiablePipeline, PipelineSpec, build_differentiable
 from driftlab.registry import Registry
 from driftlab.train import TrainConfig, evaluate, fit
 
@@ -125,10 +125,11 @@ class OptimizeJob:
 
 
 def isp_values(isp: nn.Module) -> dict[str, torch.Tensor]:
-    """Current ISP parameters keyed ``"stage.param"``: ``current_values()`` where an ISP
-    defines it (learned, paper), else the pipeline's own parameters (frozen)."""
-    own = getattr(isp, "current_values", None)
-    return dict(own()) if own is not None else dict(isp.named_stage_parameters())
+    """Current ISP parameters keyed ``"stage.param"``: a frozen pipeline's own parameters,
+    or ``named_values()`` of a learned (:class:`WidthScaledIsp`) or paper ISP."""
+    if isinstance(isp, DifferentiablePipeline):
+        return dict(isp.named_stage_parameters())
+    return dict(isp.named_values())
 
 
 def _plain(values: dict[str, torch.Tensor]) -> dict[str, Any]:
