@@ -47,7 +47,7 @@ def _config(**changes) -> dict:
     data = copy.deepcopy(TINY)
     for dotted, value in changes.items():
         section, key = dotted.split("__")
-        data[section][key] = value
+        data.setdefault(section, {})[key] = value
     return data
 
 
@@ -126,10 +126,24 @@ def test_raw_segmentation_logits_are_upsampled_to_the_mosaic():
         ({"pipeline__name": "bi,s,gx"}, r"\[pipeline\].name.*unknown pipeline"),
         ({"training__epoch": 3}, "unknown key 'epoch'.*did you mean 'epochs'"),
         ({"dataset__name": "embedded-smir"}, r"\[dataset\].name"),
-        ({"dataset__intensities": [1.0, 0.0]}, r"intensities: expected a non-empty list of numbers in \(0, 1\]"),
+        (
+            {"dataset__intensities": [1.0, 0.0]},
+            r"intensities: expected a non-empty list of numbers in \(0, 1\]",
+        ),
         ({"training__isp_lr": -1.0}, "isp_lr: expected a positive number"),
         ({"training__eval_every": 5}, "eval_every: 5 exceeds epochs"),
         ({"model__name": "small-unet"}, "segmentation model"),
+        ({"training__modes": ["frozen", "paper-frozn"]}, "did you mean 'paper-frozen'"),
+        ({"isp__domains": "camra"}, r"\[isp\].domains: expected one of 'camera', 'generic'"),
+        ({"isp__step_size": "width"}, r"step_size: expected one of 'domain-width', 'absolute'"),
+        ({"isp__domain": "camera"}, "unknown key 'domain'.*did you mean 'domains'"),
+        ({"summary__interval": "wilcoxon"}, r"interval: expected one of 't', 'bootstrap'"),
+        ({"summary__confidence": 1.0}, r"confidence: expected a confidence level in \[0.5, 1\)"),
+        (
+            {"summary__bootstrap_samples": 10},
+            r"bootstrap_samples: expected an integer in \[100, 10000000\]",
+        ),
+        ({"miscalibration__black_level": True}, "a number or 4 numbers"),
     ],
 )
 def test_config_errors_fail_before_any_work(tmp_path, changes, match):
@@ -137,6 +151,17 @@ def test_config_errors_fail_before_any_work(tmp_path, changes, match):
     with pytest.raises(ConfigError, match=match):
         run_optimization(_config(**changes), out=out)
     assert not out.exists()
+
+
+def test_isp_and_miscalibration_settings_change_the_identity_summary_settings_do_not():
+    from driftlab.optimize import OptimizeConfig
+
+    identity = OptimizeConfig.from_dict(_config()).identity()
+    assert identity["isp.domains"] == "camera"
+    assert identity["isp.step_size"] == "domain-width"
+    assert identity["miscalibration.white_balance"] == [1.0, 1.0, 1.0]
+    assert identity["training.isp_lr"] == 5e-2
+    assert not any(key.startswith("summary.") for key in identity)
 
 
 def test_unknown_section_is_named(tmp_path):
@@ -186,11 +211,12 @@ def test_run_covers_every_intensity_mode_and_fold(tiny_run):
     assert "| 0.05 | raw |" in (run / "report.md").read_text()
 
 
-def test_learned_isp_changes_inside_its_domains_and_frozen_isp_does_not(tiny_run):
+def test_learned_isp_changes_inside_its_calibrated_domains_and_frozen_isp_does_not(tiny_run):
     _, result = tiny_run
     from driftlab.datasets.embedded_smear import SMEAR_CAMERA
+    from driftlab.domains import stage_domains
 
-    domains = build_differentiable(get_pipeline("bi,s,ga"), SMEAR_CAMERA).domains()
+    resolved = build_differentiable(get_pipeline("bi,s,ga"), SMEAR_CAMERA).resolved
     learned = {k: v for k, v in result.isp.items() if "__learned__" in k}
     frozen = {k: v for k, v in result.isp.items() if "__frozen__" in k}
     assert len(learned) == 4 and len(frozen) == 4
@@ -202,8 +228,10 @@ def test_learned_isp_changes_inside_its_domains_and_frozen_isp_does_not(tiny_run
             if not np.allclose(values["final"][name], start, rtol=0, atol=1e-7)
         ]
         assert len(moved) >= 3, (key, moved)
+        intensity = 1.0 if key.startswith("i1__") else 0.05
+        domains = stage_domains(resolved, SMEAR_CAMERA, intensity, mode="camera")
         for name, value in values["final"].items():
-            assert domains[name].problems(np.asarray(value)) == [], (key, name)
+            assert domains[name].contains(np.asarray(value), slack=1e-6), (key, name)
     for key, values in frozen.items():
         assert values["final"] == values["initial"], key
 
@@ -246,8 +274,12 @@ def test_isp_json_matches_saved_weights(tiny_run):
     key = "i1__learned__fold0"
     state = torch.load(result.run_dir / "models" / f"{key}.pt", weights_only=True)
     final = json.loads(Path(result.run_dir / "models" / f"{key}.isp.json").read_text())["final"]
-    gamma = state["pipeline.stages.gamma.learnable.gamma"]
+    gamma = state["isp.pipeline.stages.gamma.learnable.gamma"]  # written back after training
     assert float(gamma) == pytest.approx(final["gamma.gamma"])
+    # theta = origin + width * step; gamma is the sixth learnable parameter of bi,s,ga
+    assert len([k for k in state if k.startswith("isp.origin_")]) == 6
+    theta = state["isp.origin_5"] + state["isp.width_5"] * state["isp.steps.5"]
+    assert float(theta) == pytest.approx(final["gamma.gamma"])
 
 
 def test_folds_that_cannot_be_made_fail_before_any_work(tmp_path):
@@ -269,6 +301,6 @@ def test_segmentation_runs_in_every_mode(tmp_path):
         "run": {"workers": 1, "progress": False, "device": "cpu"},
     }
     result = run_optimization(data, out=tmp_path / "run")
-    assert list(result.table["mode"]) == ["frozen", "learned", "raw"]
+    assert list(result.table["mode"]) == ["frozen", "frozen-bn", "learned", "paper", "raw"]
     iou = result.results[result.results["metric"] == "iou"]
-    assert len(iou) == 6 and iou["value"].between(0, 1).all()
+    assert len(iou) == 10 and iou["value"].between(0, 1).all()

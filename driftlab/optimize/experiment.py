@@ -1,7 +1,7 @@
 """Drift optimisation as a filling of the experiment skeleton.
 
-For each intensity level, mode (frozen ISP, learned ISP, packed raw) and
-fold one network is trained on the fold's training mosaics and evaluated on
+For each intensity level, mode (the arms of :mod:`driftlab.optimize.networks`)
+and fold one network is trained on the fold's training mosaics and evaluated on
 its test mosaics every ``eval_every`` epochs (Oala et al., TMLR 2023,
 Sec. 6 and Table 4). An (intensity, mode, fold) cell is the unit of work and
 of resumption.
@@ -10,12 +10,10 @@ of resumption.
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 import attrs
 import numpy as np
-import pandas as pd
 
 from driftlab.engine.cell import Cell
 from driftlab.engine.planning import data_fingerprint, held_out_manifest
@@ -24,9 +22,9 @@ from driftlab.engine.rundir import CellRecord, RunDir
 from driftlab.engine.skeleton import Outcome, Prepared
 from driftlab.naming import cell_key
 from driftlab.optimize.config import OptimizeConfig
+from driftlab.optimize.miscalibration import miscalibrate_mosaics
+from driftlab.optimize.outcome import optimization_outcome
 from driftlab.optimize.plan import OptimizePlan, plan_optimization
-from driftlab.optimize.report import build_report
-from driftlab.optimize.summary import learning_curves, summary_table
 from driftlab.optimize.trainer import RESULT_COLUMNS, OptimizeJob, optimize_cell
 from driftlab.registry import Registry
 
@@ -66,27 +64,27 @@ class OptimizeExperiment:
             },
             "pipeline": {plan.pipeline.name: plan.pipeline.fingerprint()},
             **({"test_set": held_out_manifest(plan.held_out)} if plan.held_out else {}),
+            "true_camera": attrs.asdict(plan.isp.true) if plan.isp.miscalibrated else None,
         }
 
     def prepare(self, plan: OptimizePlan, run: RunDir, progress: Progress) -> Prepared:
-        """Stack the mosaics of every level and the targets into checksummed arrays."""
+        """Stack the mosaics of every level (rendered for the mis-calibrated camera when
+        ``[miscalibration]`` sets one) and the targets into checksummed arrays."""
         first = next(iter(plan.datasets.values()))
         raws = {}
         for n, (intensity, dataset) in enumerate(plan.datasets.items(), start=1):
             stack = np.stack(
                 [np.asarray(dataset[i].raw, dtype=np.float32) for i in range(len(dataset))]
             )
-            digest = hashlib.sha256(stack.tobytes()).hexdigest()[:16]
-            name = f"raw-i{intensity:g}-{digest}"
-            raws[intensity] = run.reuse_array(name) or run.write_array(name, stack)
+            if plan.isp.miscalibrated:
+                stack = miscalibrate_mosaics(stack, plan.camera, plan.isp.true)
+            raws[intensity] = run.store_array(f"raw-i{intensity:g}", stack)
             progress.step("mosaics", n, len(plan.datasets))
         if plan.task == "classification" and first.labels is not None:
             targets = np.asarray(first.labels, dtype=np.int64)
         else:
             targets = np.stack([np.asarray(first[i].target) for i in range(len(first))])
-        digest = hashlib.sha256(np.ascontiguousarray(targets).tobytes()).hexdigest()[:16]
-        name = f"targets-{digest}"
-        targets_ref = run.reuse_array(name) or run.write_array(name, targets)
+        targets_ref = run.store_array("targets", targets)
         return Prepared({"raws": raws, "targets": targets_ref}, (*raws.values(), targets_ref))
 
     def keys(self, plan: OptimizePlan) -> list[str]:
@@ -105,6 +103,7 @@ class OptimizeExperiment:
             "lr": tr.lr,
             "isp_lr": tr.isp_lr,
             "eval_every": tr.eval_every,
+            "step_size": plan.config.isp.step_size,
         }
         cells = []
         for intensity in plan.datasets:
@@ -128,6 +127,7 @@ class OptimizeExperiment:
                         training=training,
                         seed=tr.seed,
                         registry=plan.registry,
+                        bounds=plan.isp.bounds[intensity],
                     )
                     cells.append(
                         Cell(
@@ -149,50 +149,7 @@ class OptimizeExperiment:
     def summarize(
         self, plan: OptimizePlan, run: RunDir, records: list[CellRecord], progress: Progress
     ) -> Outcome:
-        tr = plan.config.training
-        results = pd.concat([r.rows for r in records], ignore_index=True)[list(RESULT_COLUMNS)]
-        isp: dict[str, dict[str, Any]] = {}
-        for record in records:
-            path = record.files.get("isp.json")
-            if path is not None:
-                isp[record.key] = json.loads(path.read_text())
-        table = summary_table(results, plan.metric, tr.summary_last)
-        curves = learning_curves(results, plan.metric)
-        first = next(iter(plan.datasets.values()))
-        pooled = (
-            "all evaluation epochs"
-            if tr.summary_last == 0
-            else f"last {tr.summary_last} evaluation epochs"
-        )
-        summary = {
-            "metric": plan.metric,
-            "folds": len(plan.folds),
-            "intensities": list(plan.datasets),
-            "modes": plan.modes,
-            "pooled": pooled,
-            "table": table.to_dict(orient="records"),
-        }
-        header = {
-            "dataset": f"{plan.dataset_spec.name} ({len(first)} items)",
-            "base pipeline": plan.pipeline.name,
-            "task model": plan.model.name,
-            "metric": plan.metric,
-            "folds": len(plan.folds),
-            "epochs": tr.epochs,
-            "evaluated every": f"{tr.eval_every} epoch(s)",
-            "pooled epochs": pooled,
-            "lr / isp_lr": f"{tr.lr:g} / {tr.isp_lr:g}",
-        }
-        learned = {k: v for k, v in isp.items() if "__learned__" in k}
-        report = build_report(
-            run.path, table, curves, metric=plan.metric, header=header, isp=learned
-        )
-        return Outcome(
-            tables={"results": results, "table": table, "curves": curves},
-            summary=summary,
-            report=report,
-            extra={"isp": isp},
-        )
+        return optimization_outcome(plan, run, records)
 
 
 OPTIMIZE = OptimizeExperiment()

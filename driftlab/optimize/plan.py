@@ -1,10 +1,11 @@
 """Resolve an optimisation configuration against the plugins, before anything is created.
 
 Unknown dataset, model or pipeline names, a pipeline without a
-differentiable form, a model for the wrong task or without support for
-4-channel input (raw mode), a dataset that cannot be opened at one of the
-intensity levels or split into folds, or an unavailable device all fail
-here, before the run directory exists.
+differentiable form (or without the paper's structure for a paper arm), a
+model for the wrong task or without support for 4-channel input (raw mode),
+a dataset that cannot be opened at one of the intensity levels or split into
+folds, an impossible mis-calibration or an unavailable device all fail here,
+before the run directory exists.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from driftlab.engine.planning import (
 )
 from driftlab.errors import ConfigError
 from driftlab.models.base import TaskModelSpec
-from driftlab.optimize.config import OptimizeConfig
+from driftlab.optimize.config import ISP_MODES, OptimizeConfig
+from driftlab.optimize.ispsetup import IspSetup, plan_isp
 from driftlab.pipeline import PipelineSpec, SpecError, build_differentiable
 from driftlab.registry import Registry
 from driftlab.train.metrics import task_metric_name
@@ -53,6 +55,9 @@ class OptimizePlan:
     device : str
     folds : tuple of Fold
         The k folds, made on the first level's items (the same items at every level).
+    isp : IspSetup
+        Domains of the learned ISP per level, the (mis-calibrated) camera the
+        data are rendered for and the values that camera calls for.
     held_out : HeldOut or None
         The first level's fixed test set of ``[test]``; each level's dataset
         then holds its training items followed by its test items.
@@ -67,6 +72,7 @@ class OptimizePlan:
     model: TaskModelSpec
     device: str
     folds: tuple[Fold, ...]
+    isp: IspSetup
     held_out: HeldOut | None = None
 
     @property
@@ -130,7 +136,7 @@ def plan_optimization(config: OptimizeConfig, registry: Registry) -> OptimizePla
     held = held_outs[ds.intensities[0]]
     folds = plan_folds(first if held is None else held.train, held, training.folds, training.seed)
     camera = first.spec.camera
-    if {"frozen", "learned"} & set(modes):
+    if set(ISP_MODES) & set(modes):
         try:
             build_differentiable(pipeline, camera, registry)
         except SpecError as exc:
@@ -144,6 +150,7 @@ def plan_optimization(config: OptimizeConfig, registry: Registry) -> OptimizePla
             raise ConfigError(
                 f"[model].options: {model.name!r} with in_channels={in_channels}: {exc}"
             ) from None
+    isp = plan_isp(config, camera, pipeline, registry, ds.intensities)
     return OptimizePlan(
         config=config,
         registry=registry,
@@ -154,5 +161,6 @@ def plan_optimization(config: OptimizeConfig, registry: Registry) -> OptimizePla
         model=model,
         device=device,
         folds=tuple(folds),
+        isp=isp,
         held_out=held,
     )

@@ -1,4 +1,4 @@
-"""``run_optimization``: frozen ISP vs learned ISP vs packed raw, through the experiment engine."""
+"""``run_optimization``: frozen, learned and paper ISPs vs packed raw, on the experiment engine."""
 
 from __future__ import annotations
 
@@ -34,9 +34,15 @@ class OptimizationResult:
         :func:`driftlab.optimize.summary.summary_table`).
     curves : pandas.DataFrame
         Per (intensity, mode, epoch): mean and std over folds.
+    differences : pandas.DataFrame
+        Paired per-fold differences between arms with confidence intervals
+        (:func:`driftlab.optimize.summary.paired_differences`).
+    trajectory : pandas.DataFrame
+        Every ISP parameter element of the learning cells at every epoch
+        (:func:`driftlab.optimize.summary.isp_trajectory_table`).
     isp : dict
-        ``{cell key: {"initial": {...}, "final": {...}}}`` ISP parameters of
-        the frozen and learned cells.
+        ``{cell key: isp.json content}`` of every ISP cell: ``initial`` and
+        ``final`` parameters and, for the learning arms, ``trajectory``.
     cells_reused, cells_computed : int
     """
 
@@ -44,6 +50,8 @@ class OptimizationResult:
     results: pd.DataFrame
     table: pd.DataFrame
     curves: pd.DataFrame
+    differences: pd.DataFrame
+    trajectory: pd.DataFrame
     isp: dict[str, dict[str, Any]]
     cells_reused: int
     cells_computed: int
@@ -104,6 +112,8 @@ def run_optimization(
         results=tables["results"],
         table=tables["table"],
         curves=tables["curves"],
+        differences=tables["differences"],
+        trajectory=tables["isp_trajectory"],
         isp=run.outcome.extra["isp"],
         cells_reused=run.cells_reused,
         cells_computed=run.cells_computed,
