@@ -91,6 +91,13 @@ def _optimize_lines(result) -> list[str]:
         lines.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
+    final = result.differences[result.differences["statistic"] == "final"]
+    if not final.empty:
+        lines.append("paired differences at the final epoch (mean [95% interval] over folds):")
+        for r in final.itertuples(index=False):
+            lines.append(
+                f"  I={r.intensity:g} {r.comparison}: {r.mean:+.3f} [{r.low:+.3f}, {r.high:+.3f}]"
+            )
     return lines
 
 
@@ -250,11 +257,14 @@ forensics = run_command(
 optimize = run_command(
     "optimize",
     "optimize",
-    """Train the task model through a frozen ISP, a jointly learned ISP and on packed raw.
+    """Train the task model through a frozen ISP, a learned ISP and on packed raw.
 
-    For every intensity level and fold the test metric is recorded every few
-    epochs; writes results.csv, table.csv, curves.csv, a learning-curve figure
-    and report.md/html. Rerunning the same command resumes an interrupted run.
+    Arms ([training] modes): frozen, frozen-bn, learned, paper, paper-frozen,
+    raw; per intensity level and fold the test metric is recorded every few
+    epochs, and learned - frozen is reported as paired per-fold differences
+    with 95% intervals. Writes results.csv, table.csv, curves.csv,
+    differences.csv, isp_trajectory.csv, figures and report.md/html.
+    Rerunning the same command resumes an interrupted run.
     """,
     _optimize_lines,
 )
