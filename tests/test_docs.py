@@ -31,7 +31,15 @@ from driftlab import hookspecs
 from driftlab.cli import main
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-PAGES = ("index.md", "concepts.md", "plugin-guide.md", "user-guide.md", "engine.md")
+PAGES = (
+    "index.md",
+    "concepts.md",
+    "plugin-guide.md",
+    "user-guide.md",
+    "engine.md",
+    "forensics.md",
+    "optimization.md",
+)
 NOT_RUN = "# not run"
 
 # a fenced block, possibly indented by up to 3 spaces (inside a list item)
