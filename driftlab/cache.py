@@ -51,7 +51,7 @@ import driftlab
 from driftlab.atomic import remove_stale_temporaries, write_bytes_atomic
 from driftlab.camera import CameraParams
 from driftlab.datasets.base import RawDataset
-from driftlab.pipeline.batched import FastRenderer
+from driftlab.pipeline.batched import FastRenderer, FastRenderGroup
 from driftlab.pipeline.resolve import ResolvedPipeline, resolve
 from driftlab.pipeline.spec import PipelineSpec
 from driftlab.pipeline.static import StaticPipeline
@@ -523,19 +523,39 @@ def _run_job_payload(payload: bytes) -> list[tuple[int, list[tuple[str, str]]]]:
     return _run_job(cloudpickle.loads(payload))
 
 
+def _render_together(
+    renderers: list[FastRenderer], members: list[int], batch: np.ndarray
+) -> dict[int, np.ndarray]:
+    """Views of ``batch`` per pipeline index, pipelines of one camera context rendered as one
+    :class:`~driftlab.pipeline.batched.FastRenderGroup`."""
+    by_context: dict[Any, list[int]] = {}
+    for position, renderer in enumerate(renderers):
+        by_context.setdefault(renderer.context, []).append(position)
+    out: dict[int, np.ndarray] = {}
+    for positions in by_context.values():
+        group = FastRenderGroup([renderers[p] for p in positions])
+        views = group(batch)
+        for p in positions:
+            out[members[p]] = views[renderers[p].name].cpu().numpy()
+    return out
+
+
 def _run_job(job: _Job) -> list[tuple[int, list[tuple[str, str]]]]:
     """Render or reuse every view of a chunk; returns (index, [(key, status)]) per item.
 
-    Missing views are rendered with the fast path, one batch per pipeline and
-    raw shape.
+    Missing views are rendered with the fast path: the pipelines missing the
+    same items together (:class:`~driftlab.pipeline.batched.FastRenderGroup`,
+    sharing their common stages), one batch per raw shape.
     """
     if job.threads:
         torch.set_num_threads(job.threads)  # a worker process of ours: no oversubscription
     root = Path(job.root)
     raws = {index: np.asarray(job.dataset[index].raw) for index in job.indices}
     entries: dict[int, list[tuple[str, str]]] = {index: [] for index in job.indices}
-    for k, (pipeline, part) in enumerate(zip(job.pipelines, job.key_parts, strict=True)):
-        missing: dict[tuple[int, ...], list[tuple[int, Path, str]]] = {}
+    # which views are missing, per pipeline
+    missing: dict[int, dict[int, tuple[Path, str]]] = {}
+    for k, part in enumerate(job.key_parts):
+        missing[k] = {}
         for index, raw in raws.items():
             key = ViewCache.combine(raw_digest(raw), part)
             path = root / key[:2] / f"{key}{SUFFIX}"
@@ -544,14 +564,23 @@ def _run_job(job: _Job) -> list[tuple[int, list[tuple[str, str]]]]:
                 entries[index].append((key, "reused"))
             else:
                 entries[index].append((key, "pending"))
-                missing.setdefault(raw.shape, []).append((index, path, status))
-        if not missing:
-            continue
-        renderer = FastRenderer(pipeline, device=job.device)
-        for items in missing.values():
-            views = renderer.render_numpy(np.stack([raws[index] for index, _, _ in items]))
-            for (index, path, status), view in zip(items, views, strict=True):
-                _write(path, view, job.dtype)
-                key = entries[index][k][0]
-                entries[index][k] = (key, "repaired" if status == "corrupt" else "rendered")
+                missing[k][index] = (path, status)
+    # pipelines missing the same items render together, sharing their common stages
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for k, items in missing.items():
+        if items:
+            groups.setdefault(tuple(sorted(items)), []).append(k)
+    for indices, members in groups.items():
+        renderers = [FastRenderer(job.pipelines[k], device=job.device) for k in members]
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for index in indices:
+            by_shape.setdefault(raws[index].shape, []).append(index)
+        for same_shape in by_shape.values():
+            batch = np.stack([raws[index] for index in same_shape])
+            for k, views in _render_together(renderers, members, batch).items():
+                for index, view in zip(same_shape, views, strict=True):
+                    path, status = missing[k][index]
+                    _write(path, view, job.dtype)
+                    key = entries[index][k][0]
+                    entries[index][k] = (key, "repaired" if status == "corrupt" else "rendered")
     return [(index, entries[index]) for index in job.indices]

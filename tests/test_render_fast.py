@@ -259,3 +259,43 @@ def test_camera_without_black_level_or_matrix_also_matches():
         static = build_static(spec, camera)
         expected = np.stack([static(r) for r in raws])
         assert np.abs(render_views(resolve(spec, camera), raws) - expected).max() <= 1e-6
+
+
+def test_rendering_the_twelve_models_together_shares_stages_and_equals_one_at_a_time():
+    from driftlab.pipeline import FastRenderGroup
+
+    raws = np.random.default_rng(7).uniform(0, 1, size=(5, 24, 32))
+    renderers = [FastRenderer(resolve(s, CAMERA)) for s in PAPER_DATA_MODELS.values()]
+    group = FastRenderGroup(renderers)
+    assert group.shared_steps() >= 12  # demosaic + matrices shared by four, sharpening by two
+    together = group(raws)
+    for renderer in renderers:
+        assert torch.equal(together[renderer.name], renderer(raws)), renderer.name
+
+
+def test_a_group_with_plugin_stages_and_pipelines_without_gamma_equals_one_at_a_time():
+    from driftlab.pipeline import FastRenderGroup
+
+    registry = _plugin_registry(_mosaic_stage(lambda x, ctx: np.sqrt(np.clip(x, 0, None))))
+    no_gamma = PipelineSpec("no-gamma", [StageConfig("black_level"), StageConfig("acme", "v"),
+                                         StageConfig("demosaic", "menon2007")])  # fmt: skip
+    specs = [_spec(), no_gamma, PAPER_DATA_MODELS["me,s,me"]]
+    renderers = [FastRenderer(resolve(s, CAMERA, registry)) for s in specs]
+    raws = np.random.default_rng(8).uniform(0, 1, size=(3, 12, 16))
+    together = FastRenderGroup(renderers)(raws)
+    for renderer in renderers:
+        assert torch.equal(together[renderer.name], renderer(raws)), renderer.name
+
+
+def test_a_group_refuses_renderers_it_cannot_share():
+    from driftlab.pipeline import FastRenderGroup
+
+    spec = PAPER_DATA_MODELS["bi,s,ga"]
+    with pytest.raises(ValueError, match="repeated pipeline names"):
+        FastRenderGroup([FastRenderer(resolve(spec, CAMERA)), FastRenderer(resolve(spec, CAMERA))])
+    other = CAMERA.replace(cfa="GRBG")
+    with pytest.raises(ValueError, match="camera context"):
+        FastRenderGroup(
+            [FastRenderer(resolve(spec, CAMERA)),
+             FastRenderer(resolve(PAPER_DATA_MODELS["ma,s,ga"], other))]
+        )  # fmt: skip

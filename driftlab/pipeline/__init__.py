@@ -1,7 +1,7 @@
 """Pipelines: declared as data, resolved against plugins and a camera, built
 as static (numpy) or differentiable (torch) callables."""
 
-from driftlab.pipeline.batched import FastRenderer, render_views
+from driftlab.pipeline.batched import FastRenderer, FastRenderGroup, render_views
 from driftlab.pipeline.differentiable import DifferentiablePipeline, build_differentiable
 from driftlab.pipeline.outputs import StageOutputError
 from driftlab.pipeline.resolve import ResolvedPipeline, ResolvedStage, resolve
@@ -21,6 +21,7 @@ __all__ = [
     "PAPER_DATA_MODELS",
     "REFERENCE_SLOTS",
     "DifferentiablePipeline",
+    "FastRenderGroup",
     "FastRenderer",
     "PipelineSpec",
     "ResolvedPipeline",

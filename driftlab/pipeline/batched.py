@@ -62,7 +62,7 @@ from driftlab.validation import RawInputError, validate_raw_batch
 
 from . import fastops
 
-__all__ = ["FastRenderer", "render_views"]
+__all__ = ["FastRenderGroup", "FastRenderer", "render_views"]
 
 # Built-in stages with a fused kernel, keyed by their (static, differentiable) functions, so
 # that a plugin declaring another function under a built-in-looking key is never taken for it.
@@ -430,6 +430,175 @@ class FastRenderer:
         result = out.copy_(rgb) if out is not None else rgb.to(self.dtype)
         # v ** p as exp2(p log2 v), in place: faster than pow on the CPU; 0 stays exactly 0
         return result.clamp_(0.0, 1.0).log2_().mul_(1.0 / clip_gamma).exp2_()
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable, exact form of step parameters (arrays by dtype, shape and bytes)."""
+    if isinstance(value, np.ndarray):
+        return (value.dtype.str, value.shape, value.tobytes())
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _frozen(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def _step_signature(step: _Step, renderer: FastRenderer) -> tuple:
+    """What makes two compiled steps compute the same thing: kind, stage functions, values."""
+    functions = tuple(
+        (s.spec.key, id(s.spec.static), id(s.spec.differentiable)) for s in step.stages
+    )
+    values = (
+        tuple(_frozen(renderer.values[s.name]) for s in step.stages)
+        if step.kind == "generic"
+        else None
+    )
+    return (step.kind, functions, _frozen(step.params), values)
+
+
+class _Node:
+    __slots__ = ("children", "leaves", "signature", "step")
+
+    def __init__(self, step: _Step | None, signature: tuple | None) -> None:
+        self.step = step
+        self.signature = signature
+        self.children: list[_Node] = []
+        self.leaves: list[int] = []  # renderers whose last step this node is
+
+
+def _copy_state(state: _State) -> _State:
+    """An independent copy (steps work in place on what they own)."""
+    copy = _State.__new__(_State)
+    copy.mosaic = None if state.mosaic is None else state.mosaic.clone()
+    copy.base = None if state.base is None else state.base.clone()
+    copy.matrix = state.matrix.copy()
+    copy.y0 = None if state.y0 is None else state.y0.clone()
+    copy.y = copy.y0 if state.y is state.y0 else (None if state.y is None else state.y.clone())
+    return copy
+
+
+class FastRenderGroup:
+    """Render one batch of mosaics through several pipelines, sharing their common prefixes.
+
+    The paper's twelve data models share their first stages in groups (the
+    same black level, demosaic and colour matrices for four models, the same
+    sharpening for two): the compiled steps of every renderer are arranged in
+    a prefix tree and each shared step runs once per batch, its result copied
+    where the pipelines part. Every pipeline's views equal those of its own
+    :class:`FastRenderer` exactly (same steps, same arithmetic).
+
+    Parameters
+    ----------
+    renderers : sequence of FastRenderer
+        With the same device, dtypes, chunk size and CFA context; names unique.
+
+    Raises
+    ------
+    ValueError
+        Renderers that differ in device, dtype, linear dtype, chunk size or
+        camera context, or repeated names.
+    """
+
+    def __init__(self, renderers: Sequence[FastRenderer]) -> None:
+        if not renderers:
+            raise ValueError("FastRenderGroup: expected at least one renderer")
+        first = renderers[0]
+        names = [r.name for r in renderers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"FastRenderGroup: repeated pipeline names in {names}")
+        for r in renderers[1:]:
+            same = (r.device, r.dtype, r.linear_dtype, r.chunk_pixels, r.context) == (
+                first.device, first.dtype, first.linear_dtype, first.chunk_pixels, first.context
+            )  # fmt: skip
+            if not same:
+                raise ValueError(
+                    f"FastRenderGroup: {r.name!r} differs from {first.name!r} in device, dtype, "
+                    "chunk size or camera context; render them separately"
+                )
+        self.renderers = tuple(renderers)
+        self.root = _Node(None, None)  # its "step" is the raw mosaic
+        for k, renderer in enumerate(self.renderers):
+            node = self.root
+            for step in renderer.steps:
+                signature = _step_signature(step, renderer)
+                child = next((c for c in node.children if c.signature == signature), None)
+                if child is None:
+                    child = _Node(step, signature)
+                    node.children.append(child)
+                node = child
+            node.leaves.append(k)
+
+    @property
+    def names(self) -> list[str]:
+        return [r.name for r in self.renderers]
+
+    def shared_steps(self) -> int:
+        """Steps saved per batch by sharing (sum of steps minus nodes of the tree)."""
+        nodes, stack = 0, list(self.root.children)
+        while stack:
+            node = stack.pop()
+            nodes += 1
+            stack.extend(node.children)
+        return sum(len(r.steps) for r in self.renderers) - nodes
+
+    def __call__(
+        self, raw: torch.Tensor | np.ndarray, *, allow_out_of_range: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """Render a batch through every pipeline.
+
+        Parameters
+        ----------
+        raw : torch.Tensor or numpy.ndarray
+            ``(B, 1, H, W)``, ``(B, H, W)`` or ``(H, W)`` mosaics in [0, 1].
+
+        Returns
+        -------
+        dict of str to torch.Tensor
+            Pipeline name -> ``(B, 3, H, W)`` views in the renderers' dtype.
+
+        Raises
+        ------
+        driftlab.validation.RawInputError, driftlab.pipeline.outputs.StageOutputError
+            As :meth:`FastRenderer.__call__`.
+        """
+        lead = self.renderers[0]
+        batch = _as_batch(raw)
+        n, _, h, w = batch.shape
+        outs = [
+            torch.empty((n, 3, h, w), dtype=lead.dtype, device=lead.device) for _ in self.renderers
+        ]
+        per_chunk = max(1, lead.chunk_pixels // (h * w))
+        with torch.inference_mode():
+            for start in range(0, n, per_chunk):
+                chunk = batch[start : start + per_chunk].to(lead.device, torch.float64)
+                _check_raw(chunk, allow_out_of_range)
+                targets = [out[start : start + per_chunk] for out in outs]
+                self._walk(self.root, _State(chunk), targets)
+        return {r.name: out for r, out in zip(self.renderers, outs, strict=True)}
+
+    def _walk(self, node: _Node, state: _State, targets: list[torch.Tensor]) -> None:
+        """Continue from ``node`` (its step already applied to ``state``) to every branch."""
+        branches: list[_Node | int] = [*node.children, *node.leaves]
+        for position, branch in enumerate(branches):
+            own = state if position == len(branches) - 1 else _copy_state(state)
+            if isinstance(branch, int):  # a pipeline that ends here without a final gamma
+                renderer = self.renderers[branch]
+                targets[branch].copy_(renderer._materialize(own, clip_gamma=None))
+                continue
+            step = branch.step
+            renderer = self.renderers[_first_leaf(branch)]
+            if step.kind == "gamma" and not branch.children and len(branch.leaves) == 1:
+                out = targets[branch.leaves[0]]  # straight into the output, as FastRenderer does
+                renderer._materialize(own, clip_gamma=step.params["gamma"], out=out)
+                continue
+            getattr(renderer, f"_run_{_RUNNERS.get(step.kind, step.kind)}")(0, step, own)
+            self._walk(branch, own, targets)
+
+
+def _first_leaf(node: _Node) -> int:
+    while not node.leaves:
+        node = node.children[0]
+    return node.leaves[0]
 
 
 def _mix3(colours: Sequence[torch.Tensor], row: np.ndarray, target: torch.Tensor) -> None:
