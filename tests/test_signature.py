@@ -427,3 +427,22 @@ def test_cli_tolerance_default_is_documented():
     assert f"[default: {DEFAULT_TOLERANCE:g}]".replace("e-6", "e-06") in out.replace(
         "\n", " "
     ).replace("  ", " ")
+
+
+def test_signature_of_a_torchscript_model_is_written_and_verifies(signed, tmp_path):
+    """Every model format the docs promise works in forensics and signature verify."""
+    from driftlab.models.loading import load_model
+    from driftlab.registry import get_registry
+    from tests.model_files import save_torchscript
+
+    _, _, weights = signed
+    view_model = load_model(
+        weights, name="small-cnn", num_classes=5, options={"width": 8}, registry=get_registry()
+    ).view_model()
+    scripted = save_torchscript(view_model.eval(), tmp_path / "model.ts")
+    config = forensics_config(scripted)
+    config["model"] = {"weights": str(scripted)}  # the archive carries its architecture
+    result = run_forensics(config, out=tmp_path / "run")
+    assert result.signature["model"]["name"] is None
+    checked = verify_signature(tmp_path / "run" / "signature.json")
+    assert checked.status == result.signature["box"]["status"]

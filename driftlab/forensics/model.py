@@ -14,7 +14,6 @@ from driftlab.tomlio import read_toml
 
 __all__ = [
     "file_sha256",
-    "load_normalized",
     "load_view_model",
     "read_run_config",
     "run_model_path",
@@ -125,27 +124,3 @@ def load_view_model(
     except (ValueError, FileNotFoundError, RuntimeError, LookupError) as exc:
         raise ConfigError(f"[model].weights: {str(exc).splitlines()[0]}") from None
     return loaded.view_model().eval()
-
-
-def load_normalized(model: nn.Module, path: str | Path, key: str | None = None) -> nn.Module:
-    """Load a state dict into ``model``, applying a stored normalisation (used by
-    ``signature verify``); see :func:`load_view_model` for every other format.
-
-    Raises
-    ------
-    ConfigError
-        Unreadable weights, or keys or shapes that do not match the architecture.
-    """
-    from driftlab.models.weights import load_weights, read_state_dict
-    from driftlab.train.normalize import Normalized
-
-    try:
-        state = read_state_dict(path, key=key)
-        if "mean" in state and "std" in state:
-            net = Normalized(model, state["mean"].flatten().numpy(), state["std"].flatten().numpy())
-            load_weights(net, path, key=key)
-            return net.eval()
-        load_weights(model, path, key=key)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        raise ConfigError(f"[model].weights: {str(exc).splitlines()[0]}") from None
-    return model.eval()

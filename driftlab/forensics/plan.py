@@ -245,6 +245,8 @@ def plan_forensics(config: ForensicsConfig, registry: Registry) -> ForensicsPlan
         "weights": str(model_path),
         "sha256": file_sha256(model_path),
     }
+    if weights_key is not None:
+        model_info["key"] = weights_key
     if run_cfg is not None:
         model_info.update(run=mo.run, train_pipeline=mo.train_pipeline, fold=mo.fold)
     data_info = {

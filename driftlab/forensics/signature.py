@@ -524,7 +524,8 @@ def signature_report(sig: dict[str, Any]) -> Report:
         ),
     ]
     return Report(
-        title=f"Forensic signature: {sig['model']['name']} on {sig['data']['name']}",
+        title=f"Forensic signature: {sig['model']['name'] or Path(sig['model']['weights']).name} "
+        f"on {sig['data']['name']}",
         sections=sections,
         files=["signature.json"],
     )

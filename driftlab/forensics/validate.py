@@ -290,8 +290,14 @@ _SHA = _string(64, _SHA256)
 _TEXT = _string()
 
 _MODEL = _obj(
-    {"name": _string(256, empty=False), "options": _free, "weights": _TEXT, "sha256": _SHA},
     {
+        "name": _nullable(_string(256, empty=False)),
+        "options": _free,
+        "weights": _TEXT,
+        "sha256": _SHA,
+    },
+    {
+        "key": _string(256, empty=False),
         "run": _TEXT,
         "train_pipeline": _string(1024),
         "fold": _number(0, MAX_OPTION_INTEGER, integer=True),

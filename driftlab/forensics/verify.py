@@ -31,13 +31,11 @@ from driftlab.datasets.base import DatasetError
 from driftlab.forensics.confidence import BoundSettings, metric_of_scores
 from driftlab.forensics.crossfit import SAFE
 from driftlab.forensics.envelope import corner_values, sweep_point
-from driftlab.forensics.model import file_sha256, load_normalized
+from driftlab.forensics.model import file_sha256, load_view_model
 from driftlab.forensics.plan import ForensicsPlan, data_fingerprint
 from driftlab.forensics.validate import DEFAULT_TOLERANCE, SignatureError, load_signature
-from driftlab.models.loading import get_task_model
 from driftlab.pipeline import PipelineSpec, SpecError, resolve
 from driftlab.registry import Registry, RegistryError, get_registry
-from driftlab.synthesis.plan import output_channels
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -445,10 +443,10 @@ def verify_signature(
             raise
         raise SignatureError(f"{where}: field 'pipeline.spec': {exc}") from None
     try:
-        net = get_task_model(sig["model"]["name"], registry).build(
-            output_channels(dataset.spec), **sig["model"]["options"]
+        model = sig["model"]
+        net = load_view_model(
+            model["name"], model["options"], weights, model.get("key"), dataset.spec, registry
         )
-        net = load_normalized(net, weights)
     except (RegistryError, TypeError, ValueError) as exc:
         raise SignatureError(f"{where}: field 'model': cannot rebuild the model ({exc})") from None
     problem = AttackProblem(net, resolved, raw, targets, sig["task"])
