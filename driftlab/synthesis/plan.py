@@ -32,7 +32,7 @@ from driftlab.models.base import TaskModelSpec
 from driftlab.pipeline import PipelineSpec, SpecError, build_static
 from driftlab.registry import Registry, RegistryError
 from driftlab.synthesis.config import SynthesisConfig
-from driftlab.train.metrics import task_metric_name
+from driftlab.train.metrics import get_metric, task_metric_name
 
 __all__ = ["Condition", "SynthesisPlan", "plan_synthesis"]
 
@@ -90,7 +90,13 @@ class SynthesisPlan:
 
     @property
     def metric(self) -> str:
+        """The metric the cells record (the task's default)."""
         return task_metric_name(self.task)
+
+    @property
+    def headline_metric(self) -> str:
+        """``[report].metric``, or the task's default: computed from per-item outcomes."""
+        return self.config.report.metric or self.metric
 
     @property
     def pipelines(self) -> tuple[PipelineSpec, ...]:
@@ -153,6 +159,11 @@ def plan_synthesis(config: SynthesisConfig, registry: Registry) -> SynthesisPlan
     test = resolve_pipelines(config.pipelines.test, "[pipelines].test", registry)
     co = config.corruptions
     conditions = _conditions(co.names, co.severities, co.family, registry, "[corruptions]")
+    if config.report.metric is not None:
+        try:
+            get_metric(config.report.metric, dataset.spec.task)
+        except ValueError as exc:
+            raise ConfigError(f"[report].metric: {exc}") from None
     device = run_device(config.run.device)
     camera = dataset.spec.camera
     for spec in {s.name: s for s in (*train, *test)}.values():
