@@ -152,3 +152,28 @@ def test_cosine_schedule_is_part_of_the_run_identity(tmp_path):
         run_synthesis(cosine, out=out)
     run = run_synthesis(cosine, out=tmp_path / "cosine")
     assert run.cells_computed == 2
+
+
+def test_a_segmentation_run_gets_iou_intervals_and_the_best_constant_mask_as_chance(tmp_path):
+    data = {
+        "dataset": {"name": "embedded-aerial", "options": {"n_items": 48, "size": 32}},
+        "pipelines": {"train": ["bi,s,ga"], "test": ["bi,s,ga", "ma,u,me"]},
+        "corruptions": {"names": ["identity", "contrast"], "severities": [3]},
+        "model": {"name": "small-unet", "options": {"width": 4}},
+        "training": {"epochs": 1, "batch_size": 8, "folds": 2, "seed": 0},
+        "report": {"bootstrap": 100},
+        "run": {"workers": 0, "progress": False, "device": "cpu"},
+    }
+    run = run_synthesis(data, out=tmp_path / "seg")
+    s = run.summary
+    assert s["metric"] == "iou"
+    assert 0 < s["chance_level"] < 0.5  # cars cover a small part of each tile
+    low, high = s["intervals"]["mean_diagonal"]
+    assert low <= s["mean_diagonal"] <= high
+    assert s["above_chance"] == (low > s["chance_level"])
+    cells = list((run.run_dir / "cells").glob("*.npz"))
+    import numpy as np
+
+    with np.load(cells[0]) as arrays:
+        assert {"fg", "pixels", "c0.inter", "c0.union"} <= set(arrays.files)
+        assert (arrays["pixels"] == 32 * 32).all()
