@@ -102,3 +102,38 @@ def test_bad_arguments_are_refused(sizes, resamples, message):
         two_level_bootstrap(sizes, lambda f, c: c.sum(axis=1), resamples=resamples, seed=0)
     with pytest.raises(ValueError, match="level"):
         percentile_interval(np.zeros(5), 1.5)
+
+
+def test_shared_test_items_interval_covers_the_true_accuracy_about_95_percent():
+    # every fold's model scores the same held-out items; items differ in difficulty
+    folds, n, datasets, hits, true = 5, 150, 200, 0, 0.8
+    for seed in range(datasets):
+        rng = np.random.default_rng(30_000 + seed)
+        ease = rng.beta(8, 2, n)  # mean 0.8: per-item chance of being right
+        shift = rng.normal(0.0, 0.02, folds)
+        data = [(rng.random(n) < np.clip(ease + s, 0, 1)).astype(float) for s in shift]
+
+        def statistic(fold, counts, data=data):
+            return counts @ data[fold] / counts.sum(axis=1)
+
+        replicates = two_level_bootstrap(
+            [n] * folds, statistic, resamples=400, seed=seed, shared_items=True
+        )
+        low, high = percentile_interval(replicates)
+        hits += low <= true <= high
+    assert 0.90 <= hits / datasets <= 0.99
+
+
+def test_shared_items_use_one_item_draw_for_every_fold():
+    data = [np.arange(6, dtype=float), np.arange(6, dtype=float)]
+    seen = []
+
+    def statistic(fold, counts):
+        seen.append(counts.copy())
+        return counts @ data[fold] / counts.sum(axis=1)
+
+    out = two_level_bootstrap([6, 6], statistic, resamples=50, seed=0, shared_items=True)
+    assert out.shape == (50,)
+    np.testing.assert_array_equal(seen[0], seen[-1])  # the same draw for both folds
+    with pytest.raises(ValueError, match="equal fold sizes"):
+        two_level_bootstrap([6, 5], statistic, resamples=5, seed=0, shared_items=True)

@@ -240,3 +240,13 @@ def test_summary_of_a_table_without_corruptions():
     assert s["severity_drops"] == {}
     json.dumps(s, allow_nan=False)
     assert np.isfinite(s["mean_diagonal"])
+
+
+def test_a_held_out_test_set_shared_by_every_fold_is_resampled_once_per_replicate():
+    conds = conditions(TRAINS[:2], [("noise", 3)])
+    s = _verdict(TRAINS[:2], conds, lambda t, c, f: 0.8, held_out=True).summary
+    assert "one item resample serves all" in s["bootstrap"]["method"]
+    low, high = s["intervals"]["mean_diagonal"]
+    assert low <= s["mean_diagonal"] <= high
+    crossfit = _verdict(TRAINS[:2], conds, lambda t, c, f: 0.8).summary
+    assert "one item resample" not in crossfit["bootstrap"]["method"]

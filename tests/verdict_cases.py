@@ -30,19 +30,22 @@ def classification_records(
     seed: int = 0,
     split: int = 1,
     shared: bool = False,
+    held_out: bool = False,
 ) -> list[SimpleNamespace]:
     """Records whose predictions are right with probability ``p_correct(train, condition, fold)``.
 
     Every model of a fold sees the same items and targets; ``split`` > 1
     spreads each (train, fold)'s conditions over that many records (as the
     audit experiment does); ``shared``: every train pipeline makes the same
-    predictions (exact ties) where its probabilities are equal.
+    predictions (exact ties) where its probabilities are equal; ``held_out``:
+    every fold is tested on the same items (a fixed held-out test set).
     """
     rng = np.random.default_rng(seed)
     records = []
+    fixed = rng.permutation(np.arange(n) % classes).astype(np.int64)
     for fold in range(folds):
-        ids = [f"item{fold}-{i}" for i in range(n)]
-        targets = rng.permutation(np.arange(n) % classes).astype(np.int64)
+        ids = [f"item{0 if held_out else fold}-{i}" for i in range(n)]
+        targets = fixed if held_out else rng.permutation(np.arange(n) % classes).astype(np.int64)
         for train in trains:
             parts = np.array_split(np.arange(len(conds)), split)
             for part_index, part in enumerate(parts):

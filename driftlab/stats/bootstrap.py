@@ -25,11 +25,20 @@ bootstrapping a whole data structure). Intervals are percentile intervals
 (Efron and Tibshirani 1993, Ch. 13): the ``(1 - level) / 2`` and
 ``(1 + level) / 2`` quantiles of the replicates.
 
+When every fold was tested on the *same* items (a fixed held-out test set
+scored by each fold's model), step 2 draws one item resample per replicate
+and uses it for every slot (``shared_items=True``): the items are then a
+single sample, and keeping their draw common keeps the pairing between the
+folds' scores.
+
 Resampling both stages keeps the item-level variance inside the fold-level
 one as well, so with few folds and small between-fold differences the
-intervals are somewhat conservative (wider than nominal), and with many
-folds and large between-fold differences close to nominal; the tests check
-coverage on simulated data with a known answer.
+intervals are somewhat conservative (wider than nominal, coverage about 0.97
+to 0.99 in simulations), and with large between-fold differences and only
+three folds they are too narrow (coverage about 0.84 with a between-fold
+standard deviation of 0.08 around an accuracy of 0.8 on 200 items per
+fold): three folds say little about the spread of the models. The tests
+check coverage on simulated data with a known answer.
 """
 
 from __future__ import annotations
@@ -56,6 +65,7 @@ def two_level_bootstrap(
     *,
     resamples: int,
     seed: int,
+    shared_items: bool = False,
 ) -> np.ndarray:
     """Replicates of a mean over folds under the two-level paired bootstrap.
 
@@ -74,6 +84,9 @@ def two_level_bootstrap(
     seed : int
         Seed of :func:`numpy.random.default_rng`; same seed and inputs, same
         replicates.
+    shared_items : bool
+        Every fold holds the same test items (a fixed held-out set): one
+        item resample per replicate serves every slot.
 
     Returns
     -------
@@ -84,16 +97,21 @@ def two_level_bootstrap(
     Raises
     ------
     ValueError
-        No folds, a fold without items, or ``resamples < 1``.
+        No folds, a fold without items, ``resamples < 1``, or shared items
+        with folds of different sizes.
     """
     sizes = [int(n) for n in fold_sizes]
     if not sizes or min(sizes) < 1:
         raise ValueError(f"two_level_bootstrap: need folds with >= 1 item each, got {sizes}")
     if resamples < 1:
         raise ValueError(f"two_level_bootstrap: resamples must be >= 1, got {resamples}")
+    if shared_items and len(set(sizes)) != 1:
+        raise ValueError(f"two_level_bootstrap: shared items need equal fold sizes, got {sizes}")
     k = len(sizes)
     rng = np.random.default_rng(seed)
     drawn = rng.integers(0, k, size=(resamples, k))  # fold at each slot
+    if shared_items:
+        return _shared_items(sizes[0], k, drawn, statistic, rng)
     total: np.ndarray | None = None
     for slot in range(k):
         for fold, n in enumerate(sizes):
@@ -111,6 +129,33 @@ def two_level_bootstrap(
                 if total is None:
                     total = np.zeros((resamples, *values.shape[1:]), dtype=np.float64)
                 total[part] += values
+    assert total is not None
+    return total / k
+
+
+def _shared_items(n: int, k: int, drawn: np.ndarray, statistic, rng) -> np.ndarray:
+    resamples = len(drawn)
+    # how often each fold was drawn in each replicate
+    multiplicity = np.stack([(drawn == f).sum(axis=1) for f in range(k)], axis=1)
+    total: np.ndarray | None = None
+    step = max(1, _MAX_CELLS // n)
+    for start in range(0, resamples, step):
+        part = np.arange(start, min(start + step, resamples))
+        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=len(part))
+        for fold in range(k):
+            weight = multiplicity[part, fold]
+            if not weight.any():
+                continue
+            values = np.asarray(statistic(fold, counts), dtype=np.float64)
+            if values.shape[0] != len(part):
+                raise ValueError(
+                    f"two_level_bootstrap: statistic returned {values.shape[0]} rows for "
+                    f"{len(part)} replicates"
+                )
+            if total is None:
+                total = np.zeros((resamples, *values.shape[1:]), dtype=np.float64)
+            w = weight.reshape(-1, *([1] * (values.ndim - 1)))
+            total[part] += np.where(w > 0, w * values, 0.0)  # undrawn folds add nothing
     assert total is not None
     return total / k
 

@@ -478,7 +478,11 @@ def drift_verdict(
             reasons["chance_level"] = "the cells did not store mask sizes ('fg', 'pixels')"
         if s.bootstrap > 0:
             replicates = two_level_bootstrap(
-                fold_sizes, statistic, resamples=s.bootstrap, seed=s.seed
+                fold_sizes,
+                statistic,
+                resamples=s.bootstrap,
+                seed=s.seed,
+                shared_items=evidence.shared_test_items,
             )
         else:
             reasons["intervals"] = "[report] bootstrap = 0"
@@ -629,8 +633,14 @@ def drift_verdict(
             reasons["worst_pair"] = "no train pipeline has both a diagonal and an off-diagonal cell"
 
     summary["severity_drops"] = _severity_drops(mean, layout, replicates, s.level)
+    shared = evidence is not None and evidence.shared_test_items
     summary["bootstrap"] = {
-        "method": BOOTSTRAP_METHOD,
+        "method": BOOTSTRAP_METHOD
+        + (
+            "; every fold scored the same test items: one item resample serves all"
+            if shared
+            else ""
+        ),
         "resamples": int(s.bootstrap) if replicates is not None else 0,
         "seed": int(s.seed),
         "level": float(s.level),

@@ -157,6 +157,12 @@ class Evidence:
                 return u
         raise KeyError((train, fold))
 
+    @property
+    def shared_test_items(self) -> bool:
+        """Every fold was tested on the same items (a fixed held-out test set), folds > 1."""
+        ids = {u.test_ids for u in self.units}
+        return len(self.folds) > 1 and len(ids) == 1
+
     def fold_size(self, fold: int) -> int:
         """Test items of ``fold``."""
         return next(u.size for u in self.units if u.fold == fold)
