@@ -69,10 +69,13 @@ def test_tables_figures_and_report(tiny_run):
         "manifest.json",
     ):
         assert (run / name).is_file(), name
-    for name in ("isp_heatmap.png", "corruption_heatmap.png", "worst_pair.png"):
+    for name in ("isp_heatmap.png", "corruption_heatmap.png", "severity_drops.png"):
         assert (run / "figures" / name).is_file(), name
     assert len(list((run / "models").glob("*.pt"))) == 4
     summary = json.loads((run / "summary.json").read_text())
+    # the worst pair (and its figure) is left out when the model is not above chance
+    assert (run / "figures" / "worst_pair.png").is_file() == (summary["worst_pair"] is not None)
+    assert (summary["worst_pair"] is None) == (summary["above_chance"] is False)
     assert summary["train_pipelines"] == ["bi,s,ga", "ma,s,me"]
     assert set(summary["ranking_isp"]) == {"bi,s,ga", "ma,s,me"}
     assert "drop_ratio_corruption_over_isp" in summary
@@ -117,7 +120,9 @@ def test_summary_definitions():
     # identity is excluded from the corruption mean
     assert s["per_train_pipeline"]["a"]["corruption_drop"] == pytest.approx(0.4)
     assert s["mean_corruption_drop"] == pytest.approx(0.4)
-    assert s["drop_ratio_corruption_over_isp"] == pytest.approx(2.0)
+    # a plain table has no per-item evidence, hence no ISP-drop interval and no ratio
+    assert s["drop_ratio_corruption_over_isp"] is None
+    assert "not known to be above 0" in s["reasons"]["drop_ratio_corruption_over_isp"]
     assert s["ranking_isp"] == ["a", "b"]
 
 

@@ -37,19 +37,14 @@ def _fmt(value: Any) -> str:
 
 
 def _synthesis_lines(result) -> list[str]:
+    from driftlab.verdicts.headline import headline_lines
+
     s = result.summary
-    lines = [
+    cells = (
         f"cells: {result.cells_reused} reused, {result.cells_computed} computed "
-        f"({s['folds']} folds x {len(s['train_pipelines'])} train pipelines)",
-        f"mean {s['metric']} on the training pipeline (diagonal): {_fmt(s['mean_diagonal'])}",
-        f"mean drop under ISP drift:    {_fmt(s['mean_isp_drop'])}",
-        f"mean drop under corruptions:  {_fmt(s.get('mean_corruption_drop'))}",
-        f"ratio corruptions / ISP drift: {_fmt(s.get('drop_ratio_corruption_over_isp'))}",
-        f"top-3 train pipelines under ISP drift:   {', '.join(s['ranking_isp'][:3])}",
-    ]
-    if s.get("top3_corruption") is not None:
-        lines.append(f"top-3 train pipelines under corruptions: {', '.join(s['top3_corruption'])}")
-    return lines
+        f"({s['folds']} folds x {len(s['train_pipelines'])} train pipelines)"
+    )
+    return headline_lines(s, lead=[cells])
 
 
 def _audit_lines(result) -> list[str]:

@@ -19,8 +19,8 @@ Appearance distributions overlap on purpose (sizes, lobe counts, nuclear
 shape, granule density) and every slide (a group of ``ITEMS_PER_SLIDE``
 items) has its own stain strength, exposure, lamp colour and focus, so a small
 CNN learns the task well but not perfectly, and ISP or illumination drift
-moves its accuracy. Pixel scale at the default 64-pixel crop: about 1.6 px per
-micrometre (a red cell is ~12 px across).
+moves its accuracy. Pixel scale at the default 64-pixel crop: about 3.2 px per
+micrometre (a red cell is ~24 px across, the white cell about half the crop).
 """
 
 from __future__ import annotations
@@ -86,7 +86,10 @@ SMEAR_CAMERA = CameraParams(
 )
 
 
-CELL_SCALE = 1.35  # output pixels per "unit" below at a 64-pixel crop (~2.2 px per micrometre)
+# Output pixels per "unit" below at a 64-pixel crop (a unit is ~0.62 um: a red cell, ~7.5 um,
+# is 12 units across). The white cell fills about half of the crop, as in the centred crops of
+# Raw-Microscopy, so its granules and lobes stay a few pixels wide even at 40-pixel crops.
+CELL_SCALE = 2.0
 
 
 def _ellipse_distance(
@@ -151,7 +154,7 @@ def _red_cells(canvas: Canvas, rng: np.random.Generator, unit: float, density: f
     """Haemoglobin concentration of red cells: biconcave discs with central pallor."""
     conc = canvas.zeros()
     half = canvas.size / 2.0
-    for _ in range(rng.poisson(density * (canvas.size / 64.0) ** 2)):
+    for _ in range(rng.poisson(density * (canvas.size / unit) ** 2 / 1000.0)):
         r = rng.normal(6.0, 0.45) * unit
         cy, cx = rng.uniform(-half - r / 2, half + r / 2, size=2)
         index, yy, xx = canvas.window(cy, cx, r + 2.0)
@@ -174,7 +177,7 @@ def _slide(group_rng: np.random.Generator) -> dict[str, float | np.ndarray]:
             [1.0 + group_rng.uniform(-0.07, 0.07), 1.0, 1.0 + group_rng.uniform(-0.08, 0.08)]
         ),
         "blur": group_rng.uniform(0.6, 1.8),
-        "rbc_density": group_rng.uniform(4.0, 10.0),
+        "rbc_density": group_rng.uniform(1.8, 4.5),  # red cells per 1000 square units
     }
 
 

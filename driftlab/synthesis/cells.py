@@ -31,6 +31,7 @@ from driftlab.train import (
     metric_from_outcomes,
     predict,
 )
+from driftlab.verdicts.evidence import condition_label
 
 __all__ = ["RESULT_COLUMNS", "SynthesisJob", "condition_label", "synthesis_cell"]
 
@@ -44,11 +45,6 @@ RESULT_COLUMNS: dict[str, str] = {
     "value": "float",
     "device": "str",
 }
-
-
-def condition_label(kind: str, name: str, severity: int) -> str:
-    """``"isp:bi,s,ga"`` or ``"corruption:gaussian_noise@3"`` (``identity`` has no severity)."""
-    return f"{kind}:{name}" + (f"@{severity}" if severity else "")
 
 
 @attrs.frozen
@@ -84,10 +80,12 @@ def synthesis_cell(job: SynthesisJob, ctx: CellContext) -> CellOutput:
     -------
     CellOutput
         Rows with :data:`RESULT_COLUMNS`; arrays ``targets`` (the test
-        targets, classification) and per condition ``i`` ``c{i}.pred`` or
-        ``c{i}.inter`` / ``c{i}.union``; files ``{"pt": weights}``; info
-        ``train_pipeline``, ``fold``, ``conditions`` (labels in array order)
-        and ``test_ids``.
+        targets, classification) or ``fg`` / ``pixels`` (foreground pixels
+        of each test mask and pixels per item, segmentation) and per
+        condition ``i`` ``c{i}.pred`` or ``c{i}.inter`` / ``c{i}.union``;
+        files ``{"pt": weights}``; info ``train_pipeline``, ``fold``,
+        ``conditions`` (labels in array order) and ``test_ids``: the
+        conventions of :mod:`driftlab.verdicts.evidence`.
     """
     from driftlab.models.loading import load_model
 
@@ -118,6 +116,7 @@ def synthesis_cell(job: SynthesisJob, ctx: CellContext) -> CellOutput:
             seed=seed,
             device=ctx.device,
             augment=tr["augment"],
+            schedule=tr.get("schedule", "constant"),
         ),
         progress=ctx.progress,
         description=f"cell {job.train} fold {job.fold}",
@@ -167,6 +166,10 @@ def synthesis_cell(job: SynthesisJob, ctx: CellContext) -> CellOutput:
         record("corruption", name, severity, corrupted)
     if job.task == "classification":
         arrays["targets"] = np.asarray(test_targets, dtype=np.int64)
+    else:  # mask sizes give the chance level (best constant mask)
+        masks = np.asarray(test_targets) > 0
+        arrays["fg"] = masks.reshape(len(masks), -1).sum(axis=1).astype(np.int64)
+        arrays["pixels"] = np.full(len(masks), masks[0].size if len(masks) else 0, np.int64)
     return CellOutput(
         rows=rows,
         arrays=arrays,

@@ -25,12 +25,15 @@ Example::
     folds = 3
     seed = 0
     augment = false
+    schedule = "constant"      # or "cosine": learning rate annealed to 0 over the run
 
     [test]                     # optional fixed held-out test set (see engine.config.TestSection)
     split = "val"              # or ids = "val.txt", or name / data_root / options of a 2nd set
 
     [report]
     bootstrap = 1000           # resamples of the paired bootstrap intervals
+    seed = 0                   # seed of the bootstrap
+    metric = "accuracy"        # headline metric; default accuracy (classification) / iou
 
     [run]
     out = "runs/quickstart"
@@ -74,6 +77,7 @@ __all__ = [
     "PipelinesSection",
     "ReportSection",
     "SynthesisConfig",
+    "SynthesisTrainingSection",
     "load_synthesis_config",
     "pipeline_entries_identity",
 ]
@@ -129,9 +133,25 @@ class CorruptionsSection:
     )
 
 
+def _metric(value: str | None, where: str) -> str | None:
+    from driftlab.registry import suggest
+    from driftlab.train.metrics import metric_names
+
+    if value is not None and value not in metric_names():
+        raise ConfigError(
+            f"{where}: expected one of {', '.join(metric_names())}, got {value!r}"
+            f"{suggest(value, metric_names())}"
+        )
+    return value
+
+
+_metric.describe = "a metric name (accuracy, balanced_accuracy, macro_f1, iou)"  # type: ignore[attr-defined]
+
+
 @attrs.frozen(kw_only=True)
 class ReportSection:
-    """``[report]``: how the summary's uncertainty is estimated (changes no cell)."""
+    """``[report]``: the headline metric and how its uncertainty is estimated (changes no cell:
+    every metric is computed from the per-item outcomes the cells keep)."""
 
     bootstrap: int = setting(
         1000,
@@ -141,6 +161,24 @@ class ReportSection:
     )
     seed: int = setting(
         0, check=check_integer(0, 2**32 - 1), identity=False, doc="seed of the bootstrap"
+    )
+    metric: str | None = setting(
+        None,
+        check=_metric,
+        identity=False,
+        doc="headline metric: accuracy, balanced_accuracy, macro_f1 (classification) or iou "
+        "(segmentation); default the task's first",
+    )
+
+
+@attrs.frozen(kw_only=True)
+class SynthesisTrainingSection(TrainingSection):
+    """``[training]`` of synthesis: the shared keys plus the learning-rate schedule."""
+
+    schedule: str = setting(
+        "constant",
+        check=check_choice("constant", "cosine"),
+        doc="learning rate: constant, or cosine annealing to 0 over the run",
     )
 
 
@@ -154,7 +192,7 @@ class SynthesisConfig(ExperimentConfig):
         "pipelines": PipelinesSection,
         "corruptions": CorruptionsSection,
         "model": ModelSection,
-        "training": TrainingSection,
+        "training": SynthesisTrainingSection,
         "test": TestSection,
         "report": ReportSection,
         "run": RunSection,

@@ -23,12 +23,14 @@ from driftlab.engine.progress import Progress
 from driftlab.engine.rundir import CellRecord, RunDir
 from driftlab.engine.skeleton import Outcome, Prepared
 from driftlab.engine.views import view_stacks
+from driftlab.errors import ConfigError
 from driftlab.naming import cell_key
 from driftlab.registry import Registry
 from driftlab.synthesis.cells import RESULT_COLUMNS, SynthesisJob, synthesis_cell
 from driftlab.synthesis.config import SynthesisConfig
 from driftlab.synthesis.plan import SynthesisPlan, plan_synthesis
-from driftlab.verdicts.drift import summarize
+from driftlab.verdicts.drift import DriftSettings, drift_verdict, rescore
+from driftlab.verdicts.evidence import EvidenceMissing, evidence_from_records
 from driftlab.verdicts.report import build_report
 
 __all__ = ["SYNTHESIS", "SynthesisExperiment", "model_key"]
@@ -111,6 +113,7 @@ class SynthesisExperiment:
             "batch_size": tr.batch_size,
             "lr": tr.lr,
             "augment": tr.augment,
+            "schedule": tr.schedule,
         }
         cells = []
         for train in plan.train:
@@ -157,10 +160,39 @@ class SynthesisExperiment:
     def summarize(
         self, plan: SynthesisPlan, run: RunDir, records: list[CellRecord], progress: Progress
     ) -> Outcome:
+        """Results in the headline metric, the drift verdict with bootstrap intervals, report.
+
+        The headline metric (``[report].metric``) and every interval are
+        computed from the per-item outcomes the cells keep; cells without
+        them (written by an older driftlab) give the summary without
+        intervals, with the reason.
+        """
         results = pd.concat([r.rows for r in records], ignore_index=True)[list(RESULT_COLUMNS)]
-        summary = summarize(results)
-        report = build_report(run.path, results, summary, plan)
-        return Outcome(tables={"results": results}, summary=summary, report=report)
+        metric = plan.headline_metric
+        try:
+            evidence = evidence_from_records(records, plan.task)
+            missing = ""
+        except EvidenceMissing as exc:
+            evidence, missing = None, f"{exc}; rerun into a new directory for intervals"
+        if evidence is not None:
+            results = rescore(results, evidence, metric)
+        elif metric != plan.metric:
+            raise ConfigError(f"[report].metric = {metric!r}: {missing}")
+        rep = plan.config.report
+        if evidence is not None and rep.bootstrap:
+            progress.message(f"bootstrap: {rep.bootstrap} paired resamples of folds and items")
+        verdict = drift_verdict(
+            results,
+            evidence,
+            DriftSettings(bootstrap=rep.bootstrap, seed=rep.seed),
+            missing_evidence=missing,
+        )
+        report = build_report(run.path, results, verdict.summary, plan, matrix=verdict.matrix)
+        return Outcome(
+            tables={"results": results, "matrix": verdict.matrix},
+            summary=verdict.summary,
+            report=report,
+        )
 
 
 SYNTHESIS = SynthesisExperiment()

@@ -34,7 +34,7 @@ from driftlab.models.base import TaskModelSpec
 from driftlab.pipeline import PipelineSpec, SpecError, build_static
 from driftlab.registry import Registry
 from driftlab.synthesis.config import SynthesisConfig
-from driftlab.train.metrics import task_metric_name
+from driftlab.train.metrics import get_metric, task_metric_name
 
 __all__ = ["Condition", "SynthesisPlan", "plan_synthesis"]
 
@@ -86,7 +86,13 @@ class SynthesisPlan:
 
     @property
     def metric(self) -> str:
+        """The metric the cells record (the task's default)."""
         return task_metric_name(self.task)
+
+    @property
+    def headline_metric(self) -> str:
+        """``[report].metric``, or the task's default: computed from per-item outcomes."""
+        return self.config.report.metric or self.metric
 
     @property
     def pipelines(self) -> tuple[PipelineSpec, ...]:
@@ -121,6 +127,11 @@ def plan_synthesis(config: SynthesisConfig, registry: Registry) -> SynthesisPlan
     test = resolve_pipelines(config.pipelines.test, "[pipelines].test", registry)
     co = config.corruptions
     conditions = resolve_conditions(co.names, co.severities, co.family, registry)
+    if config.report.metric is not None:
+        try:
+            get_metric(config.report.metric, dataset.spec.task)
+        except ValueError as exc:
+            raise ConfigError(f"[report].metric: {exc}") from None
     device = run_device(config.run.device)
     camera = dataset.spec.camera
     held = open_held_out(config.dataset, config.test, registry, train=dataset)

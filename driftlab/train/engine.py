@@ -51,6 +51,14 @@ class TrainingDiverged(DriftlabError, RuntimeError):
     """The loss or the weights became NaN or infinite during training."""
 
 
+SCHEDULES = ("constant", "cosine")
+
+
+def _schedule(instance: object, attribute: attrs.Attribute, value: str) -> None:
+    if value not in SCHEDULES:
+        raise ValueError(f"training.schedule: expected one of {SCHEDULES}, got {value!r}")
+
+
 def _positive(instance: object, attribute: attrs.Attribute, value: float) -> None:
     if not (value > 0 and math.isfinite(value)):
         raise ValueError(
@@ -77,6 +85,11 @@ class TrainConfig:
     augment : bool
         Random horizontal/vertical flips and, for square inputs, 90-degree
         rotations of each batch (targets follow for segmentation).
+    schedule : {"constant", "cosine"}
+        Learning rate over the run: constant, or cosine annealing from ``lr``
+        to 0 over all optimiser steps (Loshchilov and Hutter, "SGDR",
+        ICLR 2017; torch's ``CosineAnnealingLR`` without restarts), which
+        ends training on a settled model instead of the last noisy step.
     """
 
     epochs: int = attrs.field(default=5, validator=_positive)
@@ -85,6 +98,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     augment: bool = False
+    schedule: str = attrs.field(default="constant", validator=_schedule)
 
 
 @attrs.frozen
@@ -201,6 +215,9 @@ def fit(
     losses, metrics = [], []
     per_epoch = int(np.ceil(n / config.batch_size))
     total = config.epochs * per_epoch
+    scheduler = None
+    if config.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=total)
     done = 0
     for epoch in range(1, config.epochs + 1):
         model.train()
@@ -223,6 +240,8 @@ def fit(
                 )
             loss.backward()
             optimiser.step()
+            if scheduler is not None:
+                scheduler.step()
             if after_step is not None:
                 after_step()
             k = len(idx)

@@ -1,10 +1,55 @@
 """Verdicts of drift experiments: the drift matrix, its headline numbers and their evidence.
 
 Shared by every experiment that scores a model under ISP drift and
-corruptions (synthesis, audit): :mod:`driftlab.verdicts.drift` turns tidy
-results (and per-item outcomes) into the summary a report states.
+corruptions (synthesis, audit):
+
+- :mod:`driftlab.verdicts.evidence` checks and merges the per-item outcomes
+  of cell records (:func:`evidence_from_records`);
+- :mod:`driftlab.verdicts.drift` turns a tidy results table (and the
+  evidence) into the summary with bootstrap intervals, top-3 probabilities
+  and guards (:func:`drift_verdict`, :func:`summarize`, :func:`rescore`);
+- :mod:`driftlab.verdicts.headline` words it (command-line lines);
+- :mod:`driftlab.verdicts.report` draws the figures and describes the report.
 """
 
-from driftlab.verdicts.drift import RESULT_COLUMNS, corruption_matrix, isp_matrix, summarize
+from driftlab.verdicts.drift import (
+    MATRIX_COLUMNS,
+    RESULT_COLUMNS,
+    DriftSettings,
+    DriftVerdict,
+    corruption_matrix,
+    drift_verdict,
+    isp_matrix,
+    rescore,
+    summarize,
+)
+from driftlab.verdicts.evidence import (
+    Evidence,
+    EvidenceError,
+    EvidenceMissing,
+    FoldEvidence,
+    condition_label,
+    evidence_from_records,
+    parse_condition,
+)
+from driftlab.verdicts.headline import headline_lines
 
-__all__ = ["RESULT_COLUMNS", "corruption_matrix", "isp_matrix", "summarize"]
+__all__ = [
+    "MATRIX_COLUMNS",
+    "RESULT_COLUMNS",
+    "DriftSettings",
+    "DriftVerdict",
+    "Evidence",
+    "EvidenceError",
+    "EvidenceMissing",
+    "FoldEvidence",
+    "condition_label",
+    "corruption_matrix",
+    "drift_verdict",
+    "evidence_from_records",
+    "headline_lines",
+    "isp_matrix",
+    "parse_condition",
+    "rescore",
+    "summarize",
+]

@@ -1,0 +1,12 @@
+"""Statistics of driftlab's verdicts: seeded resampling intervals with a named method.
+
+:func:`two_level_bootstrap` resamples folds and then test items within
+folds (paired: one resample serves every quantity); :func:`percentile_interval`
+turns replicates into intervals. Sources: Efron and Tibshirani, "An
+Introduction to the Bootstrap", 1993; Davison and Hinkley, "Bootstrap
+Methods and their Application", 1997, Sec. 3.8.
+"""
+
+from driftlab.stats.bootstrap import BOOTSTRAP_METHOD, percentile_interval, two_level_bootstrap
+
+__all__ = ["BOOTSTRAP_METHOD", "percentile_interval", "two_level_bootstrap"]
