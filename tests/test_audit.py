@@ -213,7 +213,7 @@ def test_cli_audit_and_report(scripted_model, tmp_path):
     assert data["summary"]["audit"]["reference_pipeline"] == "bi,s,ga"
     text = CliRunner().invoke(main, ["audit", str(path), "--out", str(out), "--quiet"])
     assert text.exit_code == 0, text.output
-    assert "on the reference pipeline bi,s,ga" in text.output
+    assert "reference pipeline bi,s,ga" in text.output
     assert "lowest under corruptions" in text.output
     rebuilt = CliRunner().invoke(main, ["report", str(out)])
     assert rebuilt.exit_code == 0, rebuilt.output
@@ -408,3 +408,12 @@ def test_cuda_audit_agrees_with_the_cpu_audit(audit_run, scripted_model, tmp_pat
     assert cpu[keys].equals(gpu[keys])
     # float results differ in the last bits between devices; top-1 classes almost never
     np.testing.assert_allclose(gpu["value"], cpu["value"], atol=2 / 40)
+
+
+def test_audit_verdict_has_the_intervals_and_guards_of_synthesis(audit_run):
+    summary = audit_run.summary
+    low, high = summary["intervals"]["mean_diagonal"]
+    assert low <= summary["mean_diagonal"] <= high
+    assert "chance_level" in summary and "above_chance" in summary
+    assert set(summary["top3_probability"]) == {"isp", "corruption"}
+    assert "matrix.csv" in {p.name for p in audit_run.run_dir.iterdir()}

@@ -32,6 +32,7 @@ from driftlab.models.contract import InputContract
 from driftlab.naming import derive_seed
 from driftlab.registry import Registry
 from driftlab.train import item_outcomes, metric_from_outcomes
+from driftlab.verdicts.evidence import target_evidence
 
 __all__ = [
     "BATCH_SIZE",
@@ -204,8 +205,7 @@ def audit_cell(job: AuditJob, ctx: CellContext) -> CellOutput:
             }
         )
         ctx.progress(n + 1, len(job.conditions), labels[-1])
-    if job.task == "classification":
-        arrays["targets"] = np.asarray(targets, dtype=np.int64)
+    arrays.update(target_evidence(targets, job.task))
     return CellOutput(
         rows=rows,
         arrays=arrays,

@@ -60,18 +60,17 @@ from driftlab.engine.config import (
     TestSection,
     TrackingSection,
     check_choice,
-    check_integer,
     check_seed,
     setting,
 )
 from driftlab.errors import ConfigError
+from driftlab.verdicts.config import ReportSection
 
 __all__ = [
     "AuditConfig",
     "AuditCorruptionsSection",
     "AuditModelSection",
     "AuditPipelinesSection",
-    "AuditReportSection",
     "forensics_model_table",
     "load_audit_config",
 ]
@@ -175,19 +174,6 @@ class AuditCorruptionsSection:
     seed: int = setting(0, check=check_seed, doc="seed of the random corruptions")
 
 
-@attrs.frozen(kw_only=True)
-class AuditReportSection:
-    """``[report]``: how the summary's uncertainty is estimated (changes no cell)."""
-
-    bootstrap: int = setting(
-        1000,
-        check=check_integer(0, 100_000),
-        identity=False,
-        doc="bootstrap resamples (0: no intervals)",
-    )
-    seed: int = setting(0, check=check_seed, identity=False, doc="seed of the bootstrap")
-
-
 @attrs.frozen
 class AuditConfig(ExperimentConfig):
     """A validated audit configuration (registry checks happen in the planner)."""
@@ -199,7 +185,7 @@ class AuditConfig(ExperimentConfig):
         "model": AuditModelSection,
         "pipelines": AuditPipelinesSection,
         "corruptions": AuditCorruptionsSection,
-        "report": AuditReportSection,
+        "report": ReportSection,
         "run": RunSection,
         "executor": ExecutorSection,
         "tracking": TrackingSection,

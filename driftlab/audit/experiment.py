@@ -29,9 +29,11 @@ from driftlab.engine.report import KeyValues, Paragraph, Report, Section
 from driftlab.engine.rundir import CellRecord, RunDir
 from driftlab.engine.skeleton import Outcome, Prepared
 from driftlab.engine.views import view_stacks
+from driftlab.errors import ConfigError
 from driftlab.naming import cell_key
 from driftlab.registry import Registry
-from driftlab.verdicts.drift import summarize
+from driftlab.verdicts.drift import DriftSettings, drift_verdict, rescore
+from driftlab.verdicts.evidence import EvidenceMissing, evidence_from_records
 from driftlab.verdicts.report import build_report
 
 __all__ = ["AUDIT", "AuditExperiment", "audit_groups"]
@@ -166,8 +168,26 @@ class AuditExperiment:
     def summarize(
         self, plan: AuditPlan, run: RunDir, records: list[CellRecord], progress: Progress
     ) -> Outcome:
+        """The shared drift verdict (intervals, guards) of the frozen model, and its report."""
         results = pd.concat([r.rows for r in records], ignore_index=True)[list(RESULT_COLUMNS)]
-        summary = summarize(results)
+        metric = plan.config.report.metric or plan.metric
+        try:
+            evidence = evidence_from_records(records, plan.task)
+            missing = ""
+        except EvidenceMissing as exc:
+            evidence, missing = None, f"{exc}; rerun into a new directory for intervals"
+        if evidence is not None:
+            results = rescore(results, evidence, metric)
+        elif metric != plan.metric:
+            raise ConfigError(f"[report].metric = {metric!r}: {missing}")
+        rep = plan.config.report
+        verdict = drift_verdict(
+            results,
+            evidence,
+            DriftSettings(bootstrap=rep.bootstrap, seed=rep.seed),
+            missing_evidence=missing,
+        )
+        summary = verdict.summary
         isp = results[results["test_kind"] == "isp"]
         corr = results[
             (results["test_kind"] == "corruption") & (results["test_condition"] != "identity")
@@ -193,17 +213,25 @@ class AuditExperiment:
             },
         }
         summary = {**summary, "audit": audit}
-        report = _audit_report(build_report(run.path, results, summary, plan), plan, audit)
-        return Outcome(tables={"results": results}, summary=summary, report=report)
-
-
-def _describes_training(block: Any) -> bool:
-    """Whether an intro block of the shared report describes synthesis' training protocol."""
-    return isinstance(block, Paragraph) and "is trained on the views" in block.text
+        report = build_report(
+            run.path,
+            results,
+            summary,
+            plan,
+            matrix=verdict.matrix,
+            title=f"Drift audit report: {plan.model.name} on {plan.dataset_spec.name}",
+            protocol="A frozen task model is tested on the views of every ISP pipeline (ISP "
+            "drift) and on common corruptions of the views of the pipeline it was trained on.",
+        )
+        return Outcome(
+            tables={"results": results, "matrix": verdict.matrix},
+            summary=summary,
+            report=_audit_report(report, plan, audit),
+        )
 
 
 def _audit_report(report: Report, plan: AuditPlan, audit: dict[str, Any]) -> Report:
-    """The shared drift report, titled and introduced as an audit of one frozen model."""
+    """The shared drift report with a first section on the audited model."""
     metric = plan.metric
     worst_isp = audit["worst_isp"]
     worst_corr = audit["worst_corruption"]
@@ -237,18 +265,7 @@ def _audit_report(report: Report, plan: AuditPlan, audit: dict[str, Any]) -> Rep
             *(Paragraph(note) for note in notes),
         ],
     )
-    return attrs.evolve(
-        report,
-        title=f"Drift audit report: {plan.model.name} on {plan.dataset_spec.name}",
-        intro=[
-            Paragraph(
-                "A frozen task model is tested on the views of every ISP pipeline (ISP drift) "
-                "and on common corruptions of the views of the pipeline it was trained on."
-            ),
-            *(block for block in report.intro if not _describes_training(block)),
-        ],
-        sections=[model_section, *report.sections],
-    )
+    return attrs.evolve(report, sections=[model_section, *report.sections])
 
 
 AUDIT = AuditExperiment()

@@ -48,24 +48,20 @@ def _synthesis_lines(result) -> list[str]:
 
 
 def _audit_lines(result) -> list[str]:
+    from driftlab.verdicts.headline import headline_lines
+
     s = result.summary
     audit = s["audit"]
-    metric = s["metric"]
-    lines = [
+    lead = [
         f"cells: {result.cells_reused} reused, {result.cells_computed} computed "
-        f"({audit['items']} items, {len(s['test_pipelines'])} pipelines)",
-        f"{metric} on the reference pipeline {audit['reference_pipeline']}: "
-        f"{_fmt(audit['reference_score'])}",
-        f"mean drop under ISP drift:    {_fmt(s['mean_isp_drop'])}",
-        f"mean drop under corruptions:  {_fmt(s.get('mean_corruption_drop'))}",
+        f"({audit['items']} items, {len(s['test_pipelines'])} pipelines); reference pipeline "
+        f"{audit['reference_pipeline']}"
     ]
-    if audit["worst_isp"] is not None:
-        worst = audit["worst_isp"]
-        lines.append(f"lowest under ISP drift:       {worst['value']:.3f} ({worst['pipeline']})")
-    if audit["worst_corruption"] is not None:
+    lines = headline_lines(s, lead=lead)
+    if audit["worst_corruption"] is not None and s.get("above_chance", True):
         worst = audit["worst_corruption"]
         lines.append(
-            f"lowest under corruptions:     {worst['value']:.3f} "
+            f"lowest under corruptions: {worst['value']:.3f} "
             f"({worst['corruption']}@{worst['severity']})"
         )
     return lines

@@ -31,7 +31,7 @@ from driftlab.train import (
     metric_from_outcomes,
     predict,
 )
-from driftlab.verdicts.evidence import condition_label
+from driftlab.verdicts.evidence import condition_label, target_evidence
 
 __all__ = ["RESULT_COLUMNS", "SynthesisJob", "condition_label", "synthesis_cell"]
 
@@ -164,12 +164,7 @@ def synthesis_cell(job: SynthesisJob, ctx: CellContext) -> CellOutput:
             family=job.family,
         )
         record("corruption", name, severity, corrupted)
-    if job.task == "classification":
-        arrays["targets"] = np.asarray(test_targets, dtype=np.int64)
-    else:  # mask sizes give the chance level (best constant mask)
-        masks = np.asarray(test_targets) > 0
-        arrays["fg"] = masks.reshape(len(masks), -1).sum(axis=1).astype(np.int64)
-        arrays["pixels"] = np.full(len(masks), masks[0].size if len(masks) else 0, np.int64)
+    arrays.update(target_evidence(test_targets, job.task))
     return CellOutput(
         rows=rows,
         arrays=arrays,

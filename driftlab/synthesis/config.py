@@ -67,15 +67,14 @@ from driftlab.engine.config import (
     TrackingSection,
     TrainingSection,
     check_choice,
-    check_integer,
     setting,
 )
 from driftlab.errors import ConfigError
+from driftlab.verdicts.config import ReportSection
 
 __all__ = [
     "CorruptionsSection",
     "PipelinesSection",
-    "ReportSection",
     "SynthesisConfig",
     "SynthesisTrainingSection",
     "load_synthesis_config",
@@ -130,44 +129,6 @@ class CorruptionsSection:
         "imagenet-c",
         check=check_choice("imagenet-c", "cifar-c"),
         doc="severity tables: ImageNet-C or CIFAR-10-C (the paper's code)",
-    )
-
-
-def _metric(value: str | None, where: str) -> str | None:
-    from driftlab.registry import suggest
-    from driftlab.train.metrics import metric_names
-
-    if value is not None and value not in metric_names():
-        raise ConfigError(
-            f"{where}: expected one of {', '.join(metric_names())}, got {value!r}"
-            f"{suggest(value, metric_names())}"
-        )
-    return value
-
-
-_metric.describe = "a metric name (accuracy, balanced_accuracy, macro_f1, iou)"  # type: ignore[attr-defined]
-
-
-@attrs.frozen(kw_only=True)
-class ReportSection:
-    """``[report]``: the headline metric and how its uncertainty is estimated (changes no cell:
-    every metric is computed from the per-item outcomes the cells keep)."""
-
-    bootstrap: int = setting(
-        1000,
-        check=check_integer(0, 100_000),
-        identity=False,
-        doc="bootstrap resamples (0: no intervals)",
-    )
-    seed: int = setting(
-        0, check=check_integer(0, 2**32 - 1), identity=False, doc="seed of the bootstrap"
-    )
-    metric: str | None = setting(
-        None,
-        check=_metric,
-        identity=False,
-        doc="headline metric: accuracy, balanced_accuracy, macro_f1 (classification) or iou "
-        "(segmentation); default the task's first",
     )
 
 

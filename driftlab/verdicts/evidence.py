@@ -337,3 +337,28 @@ def evidence_from_records(records: Iterable[Any], task: str) -> Evidence:
     if absent:
         raise EvidenceError(f"no cell for (train pipeline, fold) {absent[:5]}")
     return Evidence(task=task, units=tuple(units), conditions=conditions)
+
+
+def target_evidence(targets: np.ndarray, task: str) -> dict[str, np.ndarray]:
+    """The per-item target arrays a cell stores beside its predictions.
+
+    Parameters
+    ----------
+    targets : numpy.ndarray
+        ``(N,)`` class indices or ``(N, H, W)`` masks of the cell's test items.
+    task : {"classification", "segmentation"}
+
+    Returns
+    -------
+    dict
+        ``targets`` (int64 classes) for classification; ``fg`` (foreground
+        pixels of each mask) and ``pixels`` (pixels per item) for
+        segmentation, from which the chance level (best constant mask) follows.
+    """
+    if task == "classification":
+        return {"targets": np.asarray(targets, dtype=np.int64)}
+    masks = np.asarray(targets) > 0
+    return {
+        "fg": masks.reshape(len(masks), -1).sum(axis=1).astype(np.int64),
+        "pixels": np.full(len(masks), masks[0].size if len(masks) else 0, np.int64),
+    }

@@ -297,6 +297,7 @@ def build_report(
     *,
     matrix: pd.DataFrame | None = None,
     title: str | None = None,
+    protocol: str | None = None,
 ) -> Report:
     """Write ``figures/*.png`` into ``run_dir`` and describe the report.
 
@@ -320,6 +321,9 @@ def build_report(
         ``results`` without intervals when not given.
     title : str, optional
         Report title (default ``"Drift synthesis report: DATASET"``).
+    protocol : str, optional
+        The opening paragraph saying what was done (default: the synthesis
+        protocol; an audit says the model was evaluated as given).
 
     Returns
     -------
@@ -354,7 +358,8 @@ def build_report(
         intro.append(Notice(warning))
     intro += [
         Paragraph(
-            "A task model is trained on the views of one ISP pipeline and tested on the "
+            protocol
+            or "A task model is trained on the views of one ISP pipeline and tested on the "
             "views of every pipeline (ISP drift) and on common corruptions of its own views."
         ),
         Paragraph(EXPLANATION),
