@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from driftlab.optimize.paired import paired_interval
 from driftlab.optimize.summary import fold_scores, paired_differences
+from driftlab.stats.paired import paired_interval
 
 
 def _coverage(k: int, method: str, sets: int, seed: int, samples: int = 1000) -> float:

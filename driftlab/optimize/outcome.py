@@ -12,7 +12,6 @@ import pandas as pd
 from driftlab.engine.rundir import CellRecord, RunDir
 from driftlab.engine.skeleton import Outcome
 from driftlab.errors import RunDirError
-from driftlab.optimize.paired import INTERVAL_METHODS
 from driftlab.optimize.plan import OptimizePlan
 from driftlab.optimize.report import build_report
 from driftlab.optimize.summary import (
@@ -24,6 +23,7 @@ from driftlab.optimize.summary import (
     summary_table,
 )
 from driftlab.optimize.trainer import RESULT_COLUMNS
+from driftlab.stats.paired import INTERVAL_METHODS
 
 __all__ = ["INTERVAL_CHOICE", "optimization_outcome"]
 

@@ -11,7 +11,7 @@ Definitions, for each (intensity, mode), on the task metric's rows only:
 Standard deviations are population ones (``ddof=0``), as in the synthesis
 tables. :func:`paired_differences` compares arms fold by fold (final epoch,
 pooled epochs, whole learning curve) with a confidence interval from
-:mod:`driftlab.optimize.paired`; :func:`isp_trajectory_table` lists every ISP
+:mod:`driftlab.stats.paired`; :func:`isp_trajectory_table` lists every ISP
 parameter element of the learning arms at every epoch with its change
 relative to its domain width, and :func:`isp_change_summary` condenses it.
 """
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from driftlab.optimize.paired import paired_interval
+from driftlab.stats.paired import paired_interval
 
 REQUIRED_COLUMNS = ("intensity", "mode", "fold", "epoch", "metric", "value")
 
@@ -236,7 +236,7 @@ def paired_differences(
 
     For every comparison whose two arms ran, the folds both arms finished
     are paired (same initial weights, batches and test items); the interval
-    is :func:`driftlab.optimize.paired.paired_interval` of the per-fold
+    is :func:`driftlab.stats.paired.paired_interval` of the per-fold
     differences of the final-epoch score, of the pooled score and, when
     ``last`` pools fewer than all epochs, of the whole learning curve
     (:func:`fold_scores`).
