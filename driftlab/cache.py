@@ -51,6 +51,7 @@ import driftlab
 from driftlab.atomic import remove_stale_temporaries, write_bytes_atomic
 from driftlab.camera import CameraParams
 from driftlab.datasets.base import RawDataset
+from driftlab.errors import DriftlabError
 from driftlab.pipeline.batched import FastRenderer, FastRenderGroup
 from driftlab.pipeline.resolve import ResolvedPipeline, resolve
 from driftlab.pipeline.spec import PipelineSpec
@@ -81,8 +82,10 @@ _PACKAGE_DIR = Path(driftlab.__file__).resolve().parent
 _RENDER_SOURCES = ("stages", "pipeline", "cfa.py", "validation.py", "params.py", "camera.py")
 
 
-class CacheError(RuntimeError):
+class CacheError(DriftlabError, RuntimeError):
     """A view is missing or corrupt, or the cache cannot be used as asked."""
+
+    exit_code = 3
 
 
 def raw_digest(raw: np.ndarray) -> str:

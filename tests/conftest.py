@@ -32,6 +32,8 @@ def ray_instance():
         ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
     yield ray
     ray.shutdown()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def signatures_follow_the_schema():
     """Every signature any test writes (through ``write_signature``, which the

@@ -39,9 +39,7 @@ def trained():
     net = Normalized(model, *channel_stats(views))
     for p in net.parameters():
         p.requires_grad_(True)
-    fit(
-        net, views, labels, "classification", TrainConfig(epochs=8, lr=3e-3, seed=0)
-    )
+    fit(net, views, labels, "classification", TrainConfig(epochs=8, lr=3e-3, seed=0))
     return net, resolved, raw[:N_ATTACK], labels[:N_ATTACK], registry
 
 

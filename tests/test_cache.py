@@ -59,10 +59,12 @@ def test_keys_change_with_camera_spec_code_version_and_dtype(tmp_path, dataset):
     gamma = PIPELINES[0].replace_stage("gamma", "power", gamma=2.4)
     other_spec = ViewCache(tmp_path).render(dataset, [gamma])
     other_code = ViewCache(tmp_path, code_version="test").render(
-        dataset, PIPELINES[:1],
+        dataset,
+        PIPELINES[:1],
     )
     other_dtype = ViewCache(tmp_path, dtype="float16").render(
-        dataset, PIPELINES[:1],
+        dataset,
+        PIPELINES[:1],
     )
     for report in (other_camera, other_spec, other_code, other_dtype):
         assert report.rendered == 5

@@ -416,3 +416,24 @@ def test_driver_killed_on_ray_resumes_on_the_local_executor(tmp_path):
     resumed = run_synthesis(config, out=out, overrides=["run.workers=2"])
     assert resumed.cells_reused == finished and resumed.cells_computed == 4 - finished
     assert (out / "results.csv").read_bytes() == (reference.run_dir / "results.csv").read_bytes()
+
+
+def test_identity_follows_file_content_not_location(tmp_path):
+    """Pipeline files and weights enter the identity by name and content, not by path."""
+    from driftlab.synthesis.config import load_synthesis_config
+
+    def identity_in(folder: Path, pipeline_text: str) -> dict:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "my_isp.toml").write_text(pipeline_text)
+        config = copy.deepcopy(TINY)
+        config["pipelines"] = {"train": ["my_isp.toml", "bi,s,ga"], "test": "all"}
+        (folder / "config.toml").write_text(tomli_w.dumps(config))
+        return load_synthesis_config(folder / "config.toml").identity()
+
+    first = identity_in(tmp_path / "a", "# version 1\n")
+    moved = identity_in(tmp_path / "b" / "c", "# version 1\n")
+    edited = identity_in(tmp_path / "d", "# version 2\n")
+    assert first == moved
+    assert first["pipelines.train"][0].startswith("my_isp.toml:sha256:")
+    assert first["pipelines.train"][1] == "bi,s,ga"
+    assert first["pipelines.train"] != edited["pipelines.train"]

@@ -305,7 +305,18 @@ def test_worker_processes_give_the_same_results(tiny_run, tmp_path):
 def test_summary_without_off_diagonal_cells_has_no_nan():
     rows = [("a", f, "isp", "a", 0, "accuracy", 0.8) for f in (0, 1)]
     rows += [("a", f, "corruption", "noise", 3, "accuracy", 0.5) for f in (0, 1)]
-    frame = pd.DataFrame(rows, columns=["train_pipeline", "fold", "test_kind", "test_condition", "severity", "metric", "value"])
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "train_pipeline",
+            "fold",
+            "test_kind",
+            "test_condition",
+            "severity",
+            "metric",
+            "value",
+        ],
+    )
     s = summarize(frame)
     assert s["mean_isp_drop"] is None
     assert s["drop_ratio_corruption_over_isp"] is None

@@ -51,7 +51,6 @@ from typing import Any, ClassVar
 
 import attrs
 
-from driftlab.atomic import file_sha256
 from driftlab.engine.config import (
     DatasetSection,
     ExecutorSection,
@@ -85,12 +84,6 @@ def _names(value: str | list[str], where: str) -> str | list[str]:
 _names.describe = '"all" or a non-empty list of names'  # type: ignore[attr-defined]
 
 
-def _pipeline_identity(value: str | list[str]) -> str | list[str]:
-    if isinstance(value, str):
-        return value
-    return [f"{Path(v).name}:sha256:{file_sha256(v)}" if v.endswith(".toml") else v for v in value]
-
-
 def _severities(value: list[int], where: str) -> list[int]:
     if not value or any(not 1 <= s <= 5 for s in value):
         raise ConfigError(f"{where}: expected a non-empty list of integers 1..5, got {value!r}")
@@ -119,7 +112,6 @@ class AuditModelSection:
 
     weights: str = setting(
         path="file",
-        identity=lambda path: f"sha256:{file_sha256(path)}",
         doc="the model file (content enters the identity)",
     )
     name: str | None = setting(None, doc="registered architecture of a state dict")
@@ -128,7 +120,6 @@ class AuditModelSection:
     train_pipeline: str = setting(
         path="toml-entries",
         check=_train_pipeline,
-        identity=lambda v: _pipeline_identity([v])[0],
         doc="the pipeline the model was trained on (the reference column)",
     )
     mean: list[float] | None = setting(None, doc="per-channel normalisation mean")
@@ -155,9 +146,7 @@ class AuditModelSection:
 class AuditPipelinesSection:
     """``[pipelines]``: ISP pipelines the model is tested under (the reference is added)."""
 
-    test: str | list[str] = setting(
-        "all", check=_names, path="toml-entries", identity=_pipeline_identity
-    )
+    test: str | list[str] = setting("all", check=_names, path="toml-entries")
 
 
 @attrs.frozen(kw_only=True)

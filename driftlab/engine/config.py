@@ -52,6 +52,7 @@ __all__ = [
     "check_integer",
     "check_number",
     "check_seed",
+    "content_identity",
     "identity_differences",
     "setting",
     "structure_section",
@@ -379,7 +380,6 @@ class ModelSection:
     weights: str | None = setting(
         None,
         path="file",
-        identity=lambda path: f"sha256:{file_sha256(path)}",
         doc="weights file (content enters the identity)",
     )
     key: str | None = setting(None, doc="key of the state dict inside a checkpoint dict")
@@ -446,7 +446,6 @@ class TestSection:
         None,
         path="file",
         check=_check_id_list,
-        identity=lambda path: f"sha256:{file_sha256(path)}",
         doc="file of item ids or groups (one per line) held out of [dataset]",
     )
 
@@ -599,6 +598,8 @@ class ExperimentConfig:
                     continue
                 if callable(rule):
                     value = rule(value)
+                elif f.metadata.get("path") in ("file", "toml-entries"):
+                    value = content_identity(value)
                 out[f"{name}.{f.name}"] = CONVERTER.unstructure(value)
         return out
 
@@ -657,6 +658,20 @@ class ExperimentConfig:
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         return cls.from_dict(raw, path.resolve().parent, overrides, where=str(path))
+
+
+def content_identity(value: Any) -> Any:
+    """The identity form of a path value: files by name and content, other entries as they are.
+
+    A ``.toml`` entry of a name list (pipeline files) or a plain file path
+    becomes ``"NAME:sha256:HEX"``, so a moved or renamed folder keeps the
+    identity while an edited file changes it; pipeline names stay names.
+    """
+    if isinstance(value, list):
+        return [content_identity(v) for v in value]
+    if isinstance(value, str) and Path(value).is_absolute() and Path(value).is_file():
+        return f"{Path(value).name}:sha256:{file_sha256(value)}"
+    return value
 
 
 def identity_digest(identity: Mapping[str, Any]) -> str:

@@ -82,6 +82,7 @@ def register_by_value(modules: Sequence[str]) -> None:
 
 # -- local process pool ------------------------------------------------------------------------
 
+
 def _emit_to_queue(event: tuple[Any, ...]) -> None:
     events = worker_events()
     if events is not None:

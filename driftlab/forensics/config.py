@@ -45,7 +45,6 @@ from typing import Any, ClassVar
 
 import attrs
 
-from driftlab.atomic import file_sha256
 from driftlab.engine.config import (
     ExecutorSection,
     ExperimentConfig,
@@ -82,9 +81,7 @@ class ForensicsModelSection:
     fold: int = setting(0, check=check_integer(0))
     name: str | None = setting(None)
     options: dict[str, Any] = setting(factory=dict)
-    weights: str | None = setting(
-        None, path="file", identity=lambda path: f"sha256:{file_sha256(path)}"
-    )
+    weights: str | None = setting(None, path="file")
     key: str | None = setting(None, doc="key of the state dict inside a checkpoint dict")
 
 

@@ -15,12 +15,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from driftlab.errors import DriftlabError
 from driftlab.pipeline.resolve import ResolvedStage
 
 __all__ = ["StageOutputError", "check_stage_output", "expected_output_shape"]
 
 
-class StageOutputError(ValueError):
+class StageOutputError(DriftlabError, ValueError):
     """A stage returned the wrong type, shape or dtype, or NaN/Inf values."""
 
 

@@ -56,7 +56,6 @@ from typing import Any, ClassVar
 
 import attrs
 
-from driftlab.atomic import file_sha256
 from driftlab.engine.config import (
     DatasetSection,
     ExecutorSection,
@@ -78,7 +77,6 @@ __all__ = [
     "SynthesisConfig",
     "SynthesisTrainingSection",
     "load_synthesis_config",
-    "pipeline_entries_identity",
 ]
 
 
@@ -89,13 +87,6 @@ def _names(value: str | list[str], where: str) -> str | list[str]:
 
 
 _names.describe = '"all" or a non-empty list of names'  # type: ignore[attr-defined]
-
-
-def pipeline_entries_identity(value: str | list[str]) -> str | list[str]:
-    """Identity form of a pipeline selection: TOML files by content, names as they are."""
-    if isinstance(value, str):
-        return value
-    return [f"{Path(v).name}:sha256:{file_sha256(v)}" if v.endswith(".toml") else v for v in value]
 
 
 def _severities(value: list[int], where: str) -> list[int]:
@@ -111,12 +102,8 @@ _severities.describe = "a list of integers 1..5"  # type: ignore[attr-defined]
 class PipelinesSection:
     """``[pipelines]``: train and test pipelines (names, ``"all"``, or TOML files)."""
 
-    train: str | list[str] = setting(
-        "all", check=_names, path="toml-entries", identity=pipeline_entries_identity
-    )
-    test: str | list[str] = setting(
-        "all", check=_names, path="toml-entries", identity=pipeline_entries_identity
-    )
+    train: str | list[str] = setting("all", check=_names, path="toml-entries")
+    test: str | list[str] = setting("all", check=_names, path="toml-entries")
 
 
 @attrs.frozen(kw_only=True)
