@@ -521,6 +521,11 @@ def _write(path: Path, view: np.ndarray, dtype: str) -> Path:
     return write_bytes_atomic(MAGIC + hashlib.sha256(payload).digest() + payload, path)
 
 
+def _fits(view: np.ndarray | None, raw: np.ndarray) -> bool:
+    """Whether a cached ``(3, H, W)`` view has the raw mosaic's ``H, W`` and finite values."""
+    return view is not None and view.shape[-2:] == raw.shape[-2:] and bool(np.isfinite(view).all())
+
+
 def _run_job_payload(payload: bytes) -> list[tuple[int, list[tuple[str, str]]]]:
     """:func:`_run_job` on a cloudpickled job (plugins registered in-process travel by value)."""
     return _run_job(cloudpickle.loads(payload))
@@ -562,7 +567,9 @@ def _run_job(job: _Job) -> list[tuple[int, list[tuple[str, str]]]]:
         for index, raw in raws.items():
             key = ViewCache.combine(raw_digest(raw), part)
             path = root / key[:2] / f"{key}{SUFFIX}"
-            status, _ = _read(path, job.dtype)
+            status, view = _read(path, job.dtype)
+            if status == "ok" and not _fits(view, raw):
+                status = "corrupt"  # a well-formed file holding the wrong size or NaN/Inf
             if status == "ok":
                 entries[index].append((key, "reused"))
             else:

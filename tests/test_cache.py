@@ -232,3 +232,22 @@ def test_errors(tmp_path, dataset):
         cache.load("ef" * 32)
     with pytest.raises(CacheError, match=r"\(3, H, W\)"):
         cache.write("ef" * 32, np.zeros((4, 4)))
+
+
+@pytest.mark.parametrize("forgery", ["nan", "wrong-size"])
+def test_well_formed_view_of_the_wrong_size_or_with_nan_is_rendered_again(
+    tmp_path, dataset, forgery
+):
+    """A view file with a valid checksum but impossible content counts as corrupt."""
+    cache = ViewCache(tmp_path)
+    keys = cache.render(dataset, PIPELINES[:1]).keys["bi,s,ga"]
+    good = cache.load(keys[1])
+    forged = good.copy()
+    if forgery == "nan":
+        forged[0, 3, 3] = np.nan
+    else:
+        forged = forged[:, :-4, :]
+    cache.write(keys[1], forged)  # the file's own checksum is consistent
+    report = cache.render(dataset, PIPELINES[:1])
+    assert (report.rendered, report.reused, report.repaired) == (0, 4, 1)
+    np.testing.assert_array_equal(cache.load(keys[1]), good)

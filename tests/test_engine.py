@@ -21,6 +21,7 @@ import pytest
 import tomli_w
 import torch
 
+from driftlab.atomic import file_sha256
 from driftlab.engine.progress import Progress
 from driftlab.engine.rundir import RunDir
 from driftlab.errors import CellError, ConfigError, RunDirError
@@ -437,3 +438,28 @@ def test_identity_follows_file_content_not_location(tmp_path):
     assert first["pipelines.train"][0].startswith("my_isp.toml:sha256:")
     assert first["pipelines.train"][1] == "bi,s,ga"
     assert first["pipelines.train"] != edited["pipelines.train"]
+
+
+def test_a_non_empty_folder_is_refused_before_anything_is_written_into_it(tmp_path):
+    folder = tmp_path / "my-photos"
+    folder.mkdir()
+    (folder / "holiday.jpg").write_bytes(b"jpeg")
+    with pytest.raises(RunDirError, match="not empty and is not a driftlab run"):
+        run_synthesis(TINY, out=folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["holiday.jpg"]
+
+
+def test_a_shared_array_edited_together_with_its_index_is_written_again(tmp_path):
+    run = RunDir(tmp_path / "run")
+    with run.lock():
+        run.arrays.mkdir(parents=True)
+        targets = np.arange(12, dtype=np.int64)
+        first = run.store_array("targets", targets)
+        forged = np.zeros_like(targets)
+        np.save(first.path, forged)  # same name, other content ...
+        index = json.loads((run.arrays / "index.json").read_text())
+        index[Path(first.path).stem]["sha256"] = file_sha256(first.path)  # ... and its index
+        (run.arrays / "index.json").write_text(json.dumps(index))
+        again = run.store_array("targets", targets)
+    assert again.sha256 == first.sha256
+    np.testing.assert_array_equal(np.load(again.path), targets)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
+import io
 import json
 import os
 import socket
@@ -136,8 +136,20 @@ class RunDir:
         ------
         RunDirError
             Another process holds it (its pid, host and start time are
-            named), or the directory cannot be created or written.
+            named), the directory cannot be created or written, or it is a
+            non-empty folder that is not a run directory (refused before
+            anything is written into it).
         """
+        if (
+            self.path.is_dir()
+            and not (self.path / "manifest.json").exists()
+            and not (self.path / ".lock").exists()
+            and any(self.path.iterdir())
+        ):
+            raise RunDirError(
+                f"{self.path} exists, is not empty and is not a driftlab run directory; "
+                "choose another --out"
+            )
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
@@ -290,21 +302,40 @@ class RunDir:
         return ArrayRef(str(path), entry["sha256"], tuple(array.shape), str(array.dtype))
 
     def store_array(self, prefix: str, array: np.ndarray) -> ArrayRef:
-        """Store ``array`` under a name made of ``prefix`` and its content's digest, reusing
-        a checked earlier copy (identical content gives the identical file)."""
+        """Store ``array`` under a name made of ``prefix`` and its content's digest.
+
+        An earlier file of that name is reused only when its bytes are exactly
+        the ``.npy`` serialisation of ``array`` (the SHA-256 is computed from
+        the array in memory, not taken from ``arrays/index.json``, so an
+        edited file together with an edited index is still rewritten).
+        """
         array = np.ascontiguousarray(array)
-        digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode() + array.tobytes())
-        name = f"{prefix}-{digest.hexdigest()[:16]}"
-        return self.reuse_array(name) or self.write_array(name, array)
+        buffer = io.BytesIO()
+        np.save(buffer, array, allow_pickle=False)
+        sha = bytes_sha256(buffer.getvalue())
+        name = f"{prefix}-{sha[:16]}"
+        path = self.arrays / f"{name}.npy"
+        try:
+            if path.is_file() and file_sha256(path) == sha:
+                entry = self._array_index().get(name)
+                if not isinstance(entry, dict) or entry.get("sha256") != sha:
+                    self._index_array(name, sha, array)
+                return ArrayRef(str(path), sha, tuple(array.shape), str(array.dtype))
+        except OSError:
+            pass
+        return self.write_array(name, array)
 
     def write_array(self, name: str, array: np.ndarray) -> ArrayRef:
         """Store a shared input array and record its checksum."""
         path = write_npy_atomic(array, self.arrays / f"{name}.npy")
         sha = file_sha256(path)
+        self._index_array(name, sha, array)
+        return ArrayRef(str(path), sha, tuple(array.shape), str(array.dtype))
+
+    def _index_array(self, name: str, sha: str, array: np.ndarray) -> None:
         index = self._array_index()
         index[name] = {"sha256": sha, "shape": list(array.shape), "dtype": str(array.dtype)}
         write_json_atomic(index, self.arrays / "index.json")
-        return ArrayRef(str(path), sha, tuple(array.shape), str(array.dtype))
 
     # -- cells ---------------------------------------------------------------------------------
     def cell_files(self, key: str) -> dict[str, Path]:

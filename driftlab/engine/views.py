@@ -62,6 +62,10 @@ def view_stacks(
         digest = hashlib.sha256("".join(keys).encode()).hexdigest()[:16]
         array_name = f"views-{file_name(name)}-{digest}"
         ref = run.reuse_array(array_name)
+        if ref is not None:
+            height, width = cache.load(keys[0]).shape[-2:]
+            if ref.shape != (len(keys), 3, height, width) or ref.dtype != "float32":
+                ref = None  # a checksummed file of the wrong size: written again
         if ref is None:
             stack = np.stack([cache.load(k) for k in keys]).astype(np.float32)
             ref = run.write_array(array_name, stack)
