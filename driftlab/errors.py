@@ -21,6 +21,8 @@ exit code    meaning
 4            a cell failed (:class:`CellError`); finished cells are kept,
              rerun to resume
 5            an optional extra is missing (:class:`ExtraMissingError`)
+6            the executor cannot start (:class:`ExecutorError`: a Ray
+             cluster that cannot be reached or started)
 130          interrupted (SIGINT/SIGTERM); rerun the same command to resume
 ===========  ==========================================================
 """
@@ -31,6 +33,7 @@ __all__ = [
     "CellError",
     "ConfigError",
     "DriftlabError",
+    "ExecutorError",
     "ExtraMissingError",
     "RunDirError",
     "require_extra",
@@ -59,6 +62,12 @@ class RunDirError(DriftlabError, RuntimeError):
     """A run directory holds another configuration, is locked by another run, or is unusable."""
 
     exit_code = 3
+
+
+class ExecutorError(DriftlabError, RuntimeError):
+    """The executor cannot start (e.g. ``ray.init`` failed); finished cells are kept."""
+
+    exit_code = 6
 
 
 class CellError(DriftlabError, RuntimeError):

@@ -463,3 +463,72 @@ def test_a_shared_array_edited_together_with_its_index_is_written_again(tmp_path
         again = run.store_array("targets", targets)
     assert again.sha256 == first.sha256
     np.testing.assert_array_equal(np.load(again.path), targets)
+
+
+def test_an_unreachable_ray_cluster_is_a_clear_error_and_keeps_finished_cells(reference, tmp_path):
+    pytest.importorskip("ray")
+    run = tmp_path / "run"
+    subprocess.run(["cp", "-r", str(reference.run_dir), str(run)], check=True)
+    (run / "cells" / "bi,s,ga__fold1.json").unlink()  # one cell left to compute
+    (tmp_path / "config.toml").write_text(tomli_w.dumps(TINY))
+    # a fresh process: a Ray instance started by another test would be used as is
+    done = subprocess.run(
+        [sys.executable, "-m", "driftlab.cli", "synthesize", str(tmp_path / "config.toml"),
+         "--out", str(run), "--executor", "ray",
+         "--set", 'executor.address="ray://no-such-host.invalid:1"'],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 6, done.stderr
+    assert "cannot start the Ray cluster at 'ray://no-such-host.invalid:1'" in done.stderr
+    assert len(list((run / "cells").glob("*.json"))) == 3
+
+
+def test_a_bare_cuda_request_spreads_cells_over_every_gpu():
+    from driftlab.engine.skeleton import executor_device
+
+    assert executor_device("auto", "cuda:0") == "cuda"
+    assert executor_device(" CUDA ", "cuda:0") == "cuda"
+    assert executor_device("cuda:1", "cuda:1") == "cuda:1"
+    assert executor_device("auto", "cpu") == "cpu"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cells_given_a_bare_cuda_device_record_its_index(tmp_path):
+    result = run_synthesis(tiny(run__device="cuda"), out=tmp_path / "run")
+    devices = {record.device for record in result.records}
+    assert devices and all(d.startswith("cuda:") for d in devices)
+
+
+def test_plugin_modules_are_shipped_by_value_only_during_a_run(monkeypatch):
+    import types
+
+    import cloudpickle
+
+    from driftlab.engine.executors import shipped_by_value
+
+    mine, callers = types.ModuleType("my_lab_plugin"), types.ModuleType("callers_plugin")
+    monkeypatch.setitem(sys.modules, "my_lab_plugin", mine)
+    monkeypatch.setitem(sys.modules, "callers_plugin", callers)
+    cloudpickle.register_pickle_by_value(callers)
+    try:
+        with shipped_by_value(["my_lab_plugin", "callers_plugin", "driftlab.builtin"]) as added:
+            assert added == ["my_lab_plugin"]
+            assert "my_lab_plugin" in cloudpickle.list_registry_pickle_by_value()
+        registered = cloudpickle.list_registry_pickle_by_value()
+        assert "my_lab_plugin" not in registered and "callers_plugin" in registered
+    finally:
+        cloudpickle.unregister_pickle_by_value(callers)
+
+
+def test_report_rebuild_refuses_a_run_whose_identity_changed(reference, tmp_path):
+    from driftlab.synthesis import rebuild_report
+
+    run = tmp_path / "run"
+    subprocess.run(["cp", "-r", str(reference.run_dir), str(run)], check=True)
+    (run / "report.html").unlink()
+    rebuild_report(run)
+    assert (run / "report.html").is_file()
+    config = run / "config.toml"
+    config.write_text(config.read_text().replace("epochs = 1", "epochs = 7"))
+    with pytest.raises(RunDirError, match=r"no longer match.*training.epochs: 1 -> 7"):
+        rebuild_report(run)

@@ -195,17 +195,21 @@ class CellContext:
 
 
 @contextmanager
-def isolated_state(threads: int | None = 1):
+def isolated_state(threads: int | None = 1, cuda: bool | None = None):
     """Run a block with ``threads`` torch threads and restore every global RNG afterwards.
 
-    Saves and restores the torch CPU (and CUDA, when initialised) generator
-    states, numpy's legacy global state and Python's ``random`` state, and
-    the torch intra-op thread count (``threads=None`` leaves it alone).
+    Saves and restores the torch CPU generator state, the CUDA generator
+    states of every visible GPU (when ``cuda`` is true; ``None``: when CUDA
+    is already initialised in this process), numpy's legacy global state
+    and Python's ``random`` state, and the torch intra-op thread count
+    (``threads=None`` leaves it alone).
     """
     previous_threads = torch.get_num_threads()
     np_state = np.random.get_state()
     py_state = random.getstate()
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    if cuda is None:
+        cuda = torch.cuda.is_initialized()
+    devices = list(range(torch.cuda.device_count())) if cuda and torch.cuda.is_available() else []
     if threads is not None:
         torch.set_num_threads(threads)
     try:
@@ -225,12 +229,14 @@ def execute_cell(
 ) -> CellSuccess | CellFailure:
     """Run one cell in this process, isolated (see module docstring); never raises
     for an error of the cell itself (KeyboardInterrupt and SystemExit propagate)."""
+    if device == "cuda":  # a bare request (e.g. a Ray task given one GPU): name the index
+        device = f"cuda:{torch.cuda.current_device()}"
     context = CellContext(cell.key, device, emit, arrays)
     if emit is not None:
         emit(("start", cell.key, cell.label, os.getpid()))
     started = time.perf_counter()
     try:
-        with isolated_state(threads=1):
+        with isolated_state(threads=1, cuda=device.startswith("cuda")):
             output = cell.function(cell.job, context)
         if not isinstance(output, CellOutput):
             raise TypeError(

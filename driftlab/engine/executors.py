@@ -35,6 +35,7 @@ import attrs
 import cloudpickle
 
 from driftlab.engine.cell import ArrayRef, Cell, CellFailure, CellSuccess, execute_cell
+from driftlab.errors import require_extra
 from driftlab.workers import process_pool, worker_events
 
 __all__ = [
@@ -42,7 +43,7 @@ __all__ = [
     "LocalExecutor",
     "device_for",
     "make_executor",
-    "register_by_value",
+    "shipped_by_value",
 ]
 
 Sink = Callable[[tuple[Any, ...]], None]
@@ -71,13 +72,35 @@ def device_for(device: str, index: int) -> str:
     return device
 
 
-def register_by_value(modules: Sequence[str]) -> None:
-    """Ship these (in-process plugin) modules by value in cell payloads (cloudpickle)."""
+@contextlib.contextmanager
+def shipped_by_value(modules: Sequence[str]) -> Iterator[list[str]]:
+    """Ship these (in-process plugin) modules by value in cell payloads (cloudpickle).
+
+    Registers each module with :func:`cloudpickle.register_pickle_by_value`
+    for the duration of the block and unregisters, afterwards, the ones it
+    registered (a module the caller had registered stays registered), so a
+    run leaves cloudpickle's process-wide setting as it found it.
+
+    Yields
+    ------
+    list of str
+        The module names registered by this block.
+    """
+    before = set(cloudpickle.list_registry_pickle_by_value())
+    added: list[Any] = []
     for name in modules:
         module = sys.modules.get(name)
-        if module is not None and not name.startswith("driftlab."):
-            with contextlib.suppress(ValueError):  # not a real module
-                cloudpickle.register_pickle_by_value(module)
+        if module is None or name.startswith("driftlab.") or name in before:
+            continue
+        with contextlib.suppress(ValueError):  # not a real module
+            cloudpickle.register_pickle_by_value(module)
+            added.append(module)
+    try:
+        yield [module.__name__ for module in added]
+    finally:
+        for module in added:
+            with contextlib.suppress(ValueError):
+                cloudpickle.unregister_pickle_by_value(module)
 
 
 # -- local process pool ------------------------------------------------------------------------
@@ -204,6 +227,7 @@ def make_executor(
     if kind == "local":
         return LocalExecutor(workers=workers, device=device, workers_per_gpu=workers_per_gpu)
     if kind == "ray":
+        require_extra("ray", "ray", "the Ray executor ([executor] kind = 'ray')")
         from driftlab.engine.ray_executor import RayExecutor
 
         return RayExecutor(

@@ -31,7 +31,7 @@ import cloudpickle
 import numpy as np
 
 from driftlab.engine.cell import ArrayRef, Cell, CellFailure, CellSuccess, execute_cell
-from driftlab.errors import require_extra
+from driftlab.errors import ExecutorError, require_extra
 
 __all__ = ["RayExecutor"]
 
@@ -60,6 +60,11 @@ class RayExecutor:
         Resources of each cell.
     ship_arrays : bool
         Move input arrays through the object store instead of a shared filesystem.
+
+    Raises
+    ------
+    driftlab.errors.ExecutorError
+        From :meth:`run`: Ray cannot start or reach the cluster at ``address``.
     """
 
     address: str | None = None
@@ -79,15 +84,22 @@ class RayExecutor:
             "logging_level": logging.WARNING,
             "log_to_driver": True,
         }
-        if self.address:
-            ray.init(address=self.address, **options)
-        else:
-            paths = [p for p in sys.path if p and os.path.isdir(p)]
-            ray.init(
-                num_cpus=os.cpu_count() or 1,
-                job_config=ray.job_config.JobConfig(code_search_path=paths),
-                **options,
-            )
+        try:
+            if self.address:
+                ray.init(address=self.address, **options)
+            else:
+                paths = [p for p in sys.path if p and os.path.isdir(p)]
+                ray.init(
+                    num_cpus=os.cpu_count() or 1,
+                    job_config=ray.job_config.JobConfig(code_search_path=paths),
+                    **options,
+                )
+        except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError ...
+            where = f"the Ray cluster at {self.address!r}" if self.address else "local Ray"
+            raise ExecutorError(
+                f"[executor]: cannot start {where} ({type(exc).__name__}: {exc}); check "
+                "[executor].address, or use --executor local. Finished cells are kept"
+            ) from None
         return True
 
     def run(

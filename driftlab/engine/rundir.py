@@ -249,6 +249,19 @@ class RunDir:
         )
         return resumed
 
+    def read_manifest(self) -> dict[str, Any]:
+        """The run's ``manifest.json`` (size-capped, checked to be a JSON object with an identity).
+
+        Raises
+        ------
+        RunDirError
+            Missing, unreadable, too large, or written without a run identity.
+        """
+        path = self.path / "manifest.json"
+        if not path.is_file():
+            raise RunDirError(f"{path}: missing; is {self.path} a driftlab run directory?")
+        return self._read_manifest(path)
+
     def _read_manifest(self, path: Path) -> dict[str, Any]:
         try:
             if path.stat().st_size > MAX_RECORD_BYTES:

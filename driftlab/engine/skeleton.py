@@ -38,8 +38,8 @@ import pandas as pd
 from driftlab import __version__
 from driftlab.atomic import write_json_atomic
 from driftlab.engine.cell import ArrayRef, Cell, CellFailure, isolated_state
-from driftlab.engine.config import ExperimentConfig, identity_digest
-from driftlab.engine.executors import make_executor, register_by_value
+from driftlab.engine.config import ExperimentConfig, identity_differences, identity_digest
+from driftlab.engine.executors import make_executor, shipped_by_value
 from driftlab.engine.progress import Progress
 from driftlab.engine.report import Report, write_report
 from driftlab.engine.rundir import CellRecord, RunDir, write_csv_atomic
@@ -156,6 +156,11 @@ class Experiment(Protocol):
         """Every cell of the run, in the order of :meth:`keys`."""
         ...  # pragma: no cover - protocol
 
+    # Optional: ``check(plan, record) -> None`` raises (any exception, its message the
+    # reason) when a stored cell's content contradicts the plan (labels out of range,
+    # a summary row that its per-item evidence does not give ...). Reused cells failing
+    # it are computed again; ``driftlab report`` refuses them.
+
     def metrics(self, record: CellRecord) -> dict[str, float]:
         """Numbers of one cell for trackers."""
         ...  # pragma: no cover - protocol
@@ -197,6 +202,15 @@ def sigterm_as_interrupt() -> Callable[[], None]:
     except ValueError:
         return lambda: None
     return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+def executor_device(request: str, resolved: str) -> str:
+    """The device handed to the executor: ``"cuda"`` (every visible GPU, cells in turn) when
+    the run asked for ``"auto"`` or ``"cuda"`` and got a GPU, else the resolved device
+    (``"cpu"`` or the one ``"cuda:N"`` the run named)."""
+    if resolved.startswith("cuda") and str(request).strip().lower() in ("auto", "cuda"):
+        return "cuda"
+    return resolved
 
 
 def _trackers(config: ExperimentConfig, registry: Registry, run_dir: Path, names: Sequence[str]):
@@ -311,7 +325,7 @@ def _run_experiment(experiment, config, out, overrides, registry, track, stream)
     executor = make_executor(
         executor_section.kind,
         workers=run_section.workers,
-        device=device,
+        device=executor_device(run_section.device, device),
         workers_per_gpu=executor_section.workers_per_gpu,
         address=executor_section.address,
         num_cpus=executor_section.num_cpus,
@@ -387,8 +401,10 @@ def rebuild_report(
     ConfigError
         The stored configuration no longer resolves (e.g. a plugin was removed).
     RunDirError
-        A cell is missing or fails its checks (rerun the run command to
-        compute it), or another process holds the directory.
+        The configuration, data, pipelines or files it names no longer give
+        the run's recorded identity (each differing setting is named); a
+        cell is missing or fails its checks (rerun the run command to
+        compute it); or another process holds the directory.
     """
     import json
 
@@ -399,16 +415,32 @@ def rebuild_report(
     cfg = experiment.config_class.load(config_path)
     plan = experiment.plan(cfg, registry)
     keys = experiment.keys(plan)
+    identity = {**cfg.identity(), **experiment.identity(plan)}
     with run.lock():
+        recorded = run.read_manifest()
+        if recorded.get("identity_sha256") != identity_digest(identity):
+            lines = identity_differences(recorded.get("identity") or {}, identity)
+            detail = "; ".join(lines) if lines else "(recorded identity unreadable)"
+            raise RunDirError(
+                f"{run.path}: its results no longer match what the configuration gives "
+                f"today: {detail}. Rerun the {experiment.kind} command into another --out"
+            )
         records = []
         for key in keys:
             try:
-                records.append(run.read_cell(key, experiment.columns))
+                record = run.read_cell(key, experiment.columns)
             except Exception as exc:
                 raise RunDirError(
                     f"{run.path}: cell {key}: {exc}; rerun the {experiment.kind} command to "
                     "compute it"
                 ) from None
+            reason = _content_problem(experiment, plan, record)
+            if reason is not None:
+                raise RunDirError(
+                    f"{run.path}: cell {key}: {reason}; rerun the {experiment.kind} command to "
+                    "compute it again"
+                )
+            records.append(attrs.evolve(record, reused=True))
         with Progress(experiment.kind, quiet=True) as progress:
             outcome = experiment.summarize(plan, run, records, progress)
         try:
@@ -419,16 +451,35 @@ def rebuild_report(
     return files
 
 
+def _content_problem(experiment: Experiment, plan: Any, record: CellRecord) -> str | None:
+    """Why a checksummed cell's content is impossible for ``plan`` (None: it is fine)."""
+    check = getattr(experiment, "check", None)
+    if check is None:
+        return None
+    try:
+        check(plan, record)
+    except Exception as exc:  # any failure of the check means "do not trust this cell"
+        return f"content check failed ({exc})"
+    return None
+
+
 def _run_cells(experiment, plan, run, registry, executor, trackers, quiet, stream):
-    with Progress(experiment.kind, quiet=quiet, stream=stream) as progress:
+    with (
+        Progress(experiment.kind, quiet=quiet, stream=stream) as progress,
+        shipped_by_value(registry.in_process_modules()),  # before any worker pool starts
+    ):
         started = time.perf_counter()
-        register_by_value(registry.in_process_modules())  # before any worker pool starts
         prepared = experiment.prepare(plan, run, progress)
         cells = experiment.cells(plan, prepared, run)
         keys = [c.key for c in cells]
         if len(set(keys)) != len(keys) or keys != experiment.keys(plan):  # pragma: no cover
             raise RuntimeError(f"{experiment.kind}: cell keys are not unique or not in order")
         good, bad = run.scan_cells(keys, experiment.columns)
+        for key in list(good):
+            reason = _content_problem(experiment, plan, good[key])
+            if reason is not None:
+                bad[key] = reason
+                del good[key]
         for key, reason in bad.items():
             log.warning("cell %s: %s; computing it again", key, reason)
             run.discard_cell(key)
