@@ -20,7 +20,7 @@ FAST = DriftSettings(bootstrap=300, seed=0)
 
 def _verdict(trains, conds, p_correct, settings=FAST, **kw):
     records = classification_records(trains, conds, p_correct, **kw)
-    evidence = evidence_from_records(records, "classification")
+    evidence = evidence_from_records(records, "classification", n_classes=5)
     return drift_verdict(results_of(records), evidence, settings)
 
 
@@ -45,7 +45,7 @@ def test_every_quantity_gets_an_interval_around_its_value():
 def test_intervals_are_reproducible_from_the_seed():
     conds = conditions(TRAINS[:2], [("noise", 3)])
     records = classification_records(TRAINS[:2], conds, lambda t, c, f: 0.8, n=60)
-    evidence = evidence_from_records(records, "classification")
+    evidence = evidence_from_records(records, "classification", n_classes=5)
     a = summarize(results_of(records), evidence, FAST)
     b = summarize(results_of(records), evidence, FAST)
     c = summarize(results_of(records), evidence, DriftSettings(bootstrap=300, seed=1))
@@ -213,7 +213,7 @@ def test_bootstrap_zero_keeps_the_chance_level_but_no_intervals():
 def test_evidence_that_contradicts_the_table_is_refused():
     conds = conditions(TRAINS[:2], [("noise", 3)])
     records = classification_records(TRAINS[:2], conds, lambda t, c, f: 0.8, n=50)
-    evidence = evidence_from_records(records, "classification")
+    evidence = evidence_from_records(records, "classification", n_classes=5)
     results = results_of(records)
     results.loc[0, "value"] = 1.0 - results.loc[0, "value"]
     with pytest.raises(EvidenceError, match="differ from the scores"):

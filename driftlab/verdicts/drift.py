@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from driftlab.stats.bootstrap import BOOTSTRAP_METHOD, percentile_interval, two_level_bootstrap
-from driftlab.verdicts.evidence import Evidence, EvidenceError, condition_label
+from driftlab.verdicts.evidence import CELL_COLUMNS, Evidence, EvidenceError, condition_label
 from driftlab.verdicts.scores import FoldScorer, chance_level
 
 __all__ = [
@@ -61,15 +61,8 @@ __all__ = [
     "summarize",
 ]
 
-RESULT_COLUMNS = (
-    "train_pipeline",
-    "fold",
-    "test_kind",
-    "test_condition",
-    "severity",
-    "metric",
-    "value",
-)
+RESULT_COLUMNS = tuple(c for c in CELL_COLUMNS if c != "device")
+"""Columns a results table needs for a verdict: those of drift cells' rows but ``device``."""
 
 MATRIX_COLUMNS = (
     "train_pipeline",
