@@ -13,7 +13,6 @@ import torch
 from click.testing import CliRunner
 
 from driftlab.audit import run_audit
-from driftlab.audit.cells import RESULT_COLUMNS, condition_label
 from driftlab.cli import main
 from driftlab.configtools import ConfigError
 from driftlab.corruptions.apply import apply_corruption_batch
@@ -24,6 +23,7 @@ from driftlab.naming import cell_key, derive_seed
 from driftlab.pipeline import build_static, expand_pipeline_names
 from driftlab.synthesis import run_synthesis
 from driftlab.train import TrainConfig, fit
+from driftlab.verdicts.evidence import CELL_COLUMNS, condition_label
 from tests.helpers import builtin_registry
 from tests.model_files import save_state_dict, save_torchscript
 
@@ -91,7 +91,7 @@ def _records(run_dir):
     run = RunDir(run_dir)
     out = {}
     for path in sorted((run_dir / "cells").glob("*.json")):
-        record = run.read_cell(path.stem, RESULT_COLUMNS)
+        record = run.read_cell(path.stem, CELL_COLUMNS)
         out[path.stem] = record
     return out
 
@@ -149,13 +149,10 @@ def test_torchscript_audit_equals_a_hand_written_evaluation_loop(audit_run, scri
 
 
 def test_records_follow_the_synthesis_cell_conventions(audit_run):
-    from driftlab.synthesis.cells import RESULT_COLUMNS as SYNTHESIS_COLUMNS
-    from driftlab.synthesis.cells import condition_label as synthesis_label
+    from driftlab.audit.experiment import AUDIT
+    from driftlab.synthesis.experiment import SYNTHESIS
 
-    assert RESULT_COLUMNS == SYNTHESIS_COLUMNS
-    assert condition_label("corruption", "contrast", 3) == synthesis_label(
-        "corruption", "contrast", 3
-    )
+    assert AUDIT.columns is SYNTHESIS.columns is CELL_COLUMNS  # one schema, one definition
     records = _records(audit_run.run_dir)
     # one cell per test pipeline and one per corruption
     expected = [cell_key("isp", p) for p in ("bi,s,ga", *TESTS)]
@@ -417,3 +414,100 @@ def test_audit_verdict_has_the_intervals_and_guards_of_synthesis(audit_run):
     assert "chance_level" in summary and "above_chance" in summary
     assert set(summary["top3_probability"]) == {"isp", "corruption"}
     assert "matrix.csv" in {p.name for p in audit_run.run_dir.iterdir()}
+
+
+def _facts_plan(reference: str):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        reference=SimpleNamespace(name=reference),
+        dataset=[0] * 10,
+        model=SimpleNamespace(description="model"),
+        contract=InputContract(train_pipeline=reference),
+        held_out=None,
+    )
+
+
+def _facts_results(values: dict[tuple[str, str, int], float], metric: str = "accuracy"):
+    import pandas as pd
+
+    return pd.DataFrame(
+        [("bi,s,ga", 0, k, n, s, metric, v, "cpu") for (k, n, s), v in values.items()],
+        columns=list(CELL_COLUMNS),
+    )
+
+
+def test_the_lowest_isp_score_is_a_drift_never_the_reference_column():
+    """A model whose reference column is its worst reports the worst *other* pipeline."""
+    from driftlab.audit.experiment import audit_facts
+
+    results = _facts_results({
+        ("isp", "bi,s,ga", 0): 0.40, ("isp", "ma,s,me", 0): 0.70, ("isp", "me,u,ga", 0): 0.55,
+        ("corruption", "identity", 0): 0.10, ("corruption", "contrast", 3): 0.30,
+    })  # fmt: skip
+    summary = {"metric": "accuracy", "per_train_pipeline": {"bi,s,ga": {"diagonal": 0.40}}}
+    facts = audit_facts(_facts_plan("bi,s,ga"), results, summary)
+    assert facts["worst_isp"] == {"pipeline": "me,u,ga", "value": 0.55}
+    assert facts["worst_corruption"] == {"corruption": "contrast", "severity": 3, "value": 0.30}
+    assert facts["reference_score"] == 0.40 and facts["metric"] == "accuracy"
+    only_reference = results[results["test_condition"] != "ma,s,me"]
+    only_reference = only_reference[only_reference["test_condition"] != "me,u,ga"]
+    facts = audit_facts(_facts_plan("bi,s,ga"), only_reference, summary)
+    assert facts["worst_isp"] is None
+
+
+def test_the_report_names_the_metric_its_numbers_are_in(audit_run, scripted_model, tmp_path):
+    """[report] metric changes the numbers (rescored from the cells) and so every label."""
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(audit_run.run_dir, out)
+    config = _config(scripted_model, report={"metric": "macro_f1", "bootstrap": 50})
+    result = run_audit(config, out=out, registry=REGISTRY)
+    assert result.cells_reused == 6 and result.cells_computed == 0
+    facts = result.summary["audit"]
+    assert result.summary["metric"] == facts["metric"] == "macro_f1"
+    diagonal = result.results.query("test_kind == 'isp' and test_condition == 'bi,s,ga'")
+    assert facts["reference_score"] == diagonal["value"].iloc[0]
+    accuracy = audit_run.results.query("test_kind == 'isp' and test_condition == 'bi,s,ga'")
+    assert facts["reference_score"] != accuracy["value"].iloc[0]  # the numbers did change
+    report = (out / "report.md").read_text()
+    assert "macro_f1 on the reference bi,s,ga" in report
+    assert (
+        "lowest macro_f1 under ISP drift" in report
+        and "lowest macro_f1 under corruptions" in report
+    )
+    assert "accuracy on the reference" not in report
+
+
+def test_reused_audit_cells_are_checked_against_the_plan(audit_run, scripted_model):
+    import attrs
+
+    from driftlab.audit.config import AuditConfig
+    from driftlab.audit.experiment import AUDIT
+    from driftlab.verdicts.records import CellRecordError
+
+    plan = AUDIT.plan(AuditConfig.load(_config(scripted_model)), REGISTRY)
+    records = _records(audit_run.run_dir)
+    for record in records.values():
+        AUDIT.check(plan, record)
+    record = records[cell_key("corruption", "contrast")]
+    rows = record.rows.copy()
+    rows.loc[1, "value"] = 1.0 - rows.loc[1, "value"]
+    with pytest.raises(CellRecordError, match=r"cell corruption__contrast: row 1 .* recomputed"):
+        AUDIT.check(plan, attrs.evolve(record, rows=rows))
+    pred = record.arrays["c0.pred"].copy()
+    pred[0] = 5  # the audited model has five classes
+    arrays = {**record.arrays, "c0.pred": pred}
+    with pytest.raises(CellRecordError, match=r"'c0.pred'.*class indices in \[0, 5\)"):
+        AUDIT.check(plan, attrs.evolve(record, arrays=arrays))
+    # classes 0 and 1 swapped in targets and predictions: rows agree, targets are not the items'
+    swap = np.array([1, 0, 2, 3, 4])
+    relabelled = {name: swap[array] for name, array in record.arrays.items()}
+    with pytest.raises(CellRecordError, match="'targets' differs from the test items'"):
+        AUDIT.check(plan, attrs.evolve(record, arrays=relabelled))
+    other = records[cell_key("isp", "ma,s,me")]
+    with pytest.raises(CellRecordError, match=r"info 'conditions' \['isp:ma,s,me'\] differ"):
+        AUDIT.check(plan, attrs.evolve(other, key=cell_key("isp", "me,u,ga")))
+    with pytest.raises(CellRecordError, match="not a cell of this audit"):
+        AUDIT.check(plan, attrs.evolve(other, key="isp__x"))

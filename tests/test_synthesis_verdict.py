@@ -177,3 +177,31 @@ def test_a_segmentation_run_gets_iou_intervals_and_the_best_constant_mask_as_cha
     with np.load(cells[0]) as arrays:
         assert {"fg", "pixels", "c0.inter", "c0.union"} <= set(arrays.files)
         assert (arrays["pixels"] == 32 * 32).all()
+
+
+def test_reused_synthesis_cells_are_checked_against_the_plan(tiny):
+    import attrs
+
+    from driftlab.engine.rundir import RunDir
+    from driftlab.synthesis.config import SynthesisConfig
+    from driftlab.synthesis.experiment import SYNTHESIS, model_key
+    from driftlab.verdicts.records import CellRecordError
+    from tests.helpers import builtin_registry
+
+    plan = SYNTHESIS.plan(SynthesisConfig.load(BASE), builtin_registry())
+    run = RunDir(tiny.run_dir)
+    records = {key: run.read_cell(key, SYNTHESIS.columns) for key in SYNTHESIS.keys(plan)}
+    for record in records.values():
+        SYNTHESIS.check(plan, record)
+    record = records[model_key("ma,s,me", 1)]
+    rows = record.rows.copy()
+    rows.loc[2, "value"] = 1.0 - rows.loc[2, "value"]
+    with pytest.raises(CellRecordError, match=r"cell ma,s,me__fold1: row 2 .* recomputed"):
+        SYNTHESIS.check(plan, attrs.evolve(record, rows=rows))
+    # another fold's record under this key: other test items
+    other = attrs.evolve(records[model_key("ma,s,me", 0)], key=record.key)
+    with pytest.raises(CellRecordError, match="info 'fold' is 0; expected 1"):
+        SYNTHESIS.check(plan, other)
+    short = {k: v[:-1] for k, v in record.arrays.items()}
+    with pytest.raises(CellRecordError, match=r"expected \(\d+,\) integers"):
+        SYNTHESIS.check(plan, attrs.evolve(record, arrays=short))

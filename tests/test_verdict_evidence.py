@@ -36,8 +36,8 @@ def test_condition_labels_round_trip():
 
 
 def test_conditions_split_over_several_cells_of_one_model_are_merged():
-    whole = evidence_from_records(_records(seed=1), "classification")
-    split = evidence_from_records(_records(split=3, seed=1), "classification")
+    whole = evidence_from_records(_records(seed=1), "classification", n_classes=5)
+    split = evidence_from_records(_records(split=3, seed=1), "classification", n_classes=5)
     assert len(split.units) == len(whole.units) == 4
     assert split.conditions == whole.conditions
     unit = split.unit("b", 1)
@@ -49,11 +49,11 @@ def test_records_of_one_model_that_disagree_are_refused():
     records = _records(split=2)
     records[1].info = {**records[1].info, "test_ids": list(reversed(records[1].info["test_ids"]))}
     with pytest.raises(EvidenceError, match="different test items"):
-        evidence_from_records(records, "classification")
+        evidence_from_records(records, "classification", n_classes=5)
     records = _records(split=2)
     records[1].info = {**records[1].info, "conditions": records[0].info["conditions"]}
     with pytest.raises(EvidenceError, match="both hold condition"):
-        evidence_from_records(records, "classification")
+        evidence_from_records(records, "classification", n_classes=5)
 
 
 def test_models_of_one_fold_tested_on_other_items_are_refused():
@@ -61,7 +61,7 @@ def test_models_of_one_fold_tested_on_other_items_are_refused():
     other = next(r for r in records if r.info["train_pipeline"] == "b" and r.info["fold"] == 0)
     other.info = {**other.info, "test_ids": [f"x{i}" for i in range(40)]}
     with pytest.raises(EvidenceError, match="paired bootstrap needs the same test items"):
-        evidence_from_records(records, "classification")
+        evidence_from_records(records, "classification", n_classes=5)
 
 
 @pytest.mark.parametrize(
@@ -81,7 +81,7 @@ def test_malformed_arrays_are_refused_naming_the_cell(damage, message):
     records = _records()
     damage(records[0])
     with pytest.raises(EvidenceError, match=message) as info:
-        evidence_from_records(records, "classification")
+        evidence_from_records(records, "classification", n_classes=5)
     assert "a-fold0-part0" in str(info.value)
 
 
@@ -89,7 +89,7 @@ def test_cells_without_arrays_are_missing_evidence():
     records = _records()
     records[2].arrays = {}
     with pytest.raises(EvidenceMissing, match="no per-item outcomes"):
-        evidence_from_records(records, "classification")
+        evidence_from_records(records, "classification", n_classes=5)
 
 
 def test_a_missing_condition_in_one_unit_is_refused():
@@ -97,7 +97,7 @@ def test_a_missing_condition_in_one_unit_is_refused():
     r = records[0]
     r.info = {**r.info, "conditions": r.info["conditions"][:-1]}
     with pytest.raises(EvidenceError, match="lack condition"):
-        evidence_from_records(records, "classification")
+        evidence_from_records(records, "classification", n_classes=5)
 
 
 @pytest.mark.parametrize("metric", ["accuracy", "balanced_accuracy", "macro_f1"])
@@ -114,7 +114,7 @@ def test_unit_weights_give_the_metrics_of_driftlab_train(metric):
         info={"train_pipeline": "a", "fold": 0, "conditions": labels,
               "test_ids": [str(i) for i in range(n)]},
     )  # fmt: skip
-    evidence = evidence_from_records([record], "classification")
+    evidence = evidence_from_records([record], "classification", n_classes=k)
     scores = FoldScorer(evidence.units[0], labels, metric, "classification", k).point()
     expected = [METRICS[metric].function(lg, targets) for lg in logits]
     np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-12)
@@ -122,7 +122,7 @@ def test_unit_weights_give_the_metrics_of_driftlab_train(metric):
 
 def test_resample_weights_equal_repeating_items():
     records = _records(seed=2)
-    evidence = evidence_from_records(records, "classification")
+    evidence = evidence_from_records(records, "classification", n_classes=5)
     unit = evidence.units[0]
     counts = np.random.default_rng(0).multinomial(unit.size, np.full(unit.size, 1 / unit.size))
     for metric in ("accuracy", "balanced_accuracy", "macro_f1"):
@@ -147,19 +147,19 @@ def test_segmentation_iou_and_the_best_constant_mask():
         info={"train_pipeline": "a", "fold": 0, "conditions": ["isp:a"],
               "test_ids": [str(i) for i in range(n)]},
     )  # fmt: skip
-    evidence = evidence_from_records([record], "segmentation")
+    evidence = evidence_from_records([record], "segmentation", n_classes=None)
     score = FoldScorer(evidence.units[0], ["isp:a"], "iou", "segmentation").point()[0]
     assert score == pytest.approx(inter.sum() / union.sum())
     # all-foreground mask: IoU = foreground pixels / all pixels
     assert chance_level(evidence, "iou") == pytest.approx(fg.sum() / pixels.sum())
     bad = SimpleNamespace(**{**record.__dict__, "arrays": {**record.arrays, "c0.inter": union + 1}})
     with pytest.raises(EvidenceError, match="intersection exceeds union"):
-        evidence_from_records([bad], "segmentation")
+        evidence_from_records([bad], "segmentation", n_classes=None)
 
 
 def test_chance_level_is_the_majority_class_rate_for_accuracy():
     records = _records()
-    evidence = evidence_from_records(records, "classification")
+    evidence = evidence_from_records(records, "classification", n_classes=5)
     # balanced targets (n % classes == 0): the majority rate is 1 / 5
     assert chance_level(evidence, "accuracy") == pytest.approx(0.2)
     assert chance_level(evidence, "balanced_accuracy") == pytest.approx(0.2)
@@ -167,7 +167,7 @@ def test_chance_level_is_the_majority_class_rate_for_accuracy():
 
 def test_rescore_recomputes_values_in_another_metric():
     records = _records(seed=3)
-    evidence = evidence_from_records(records, "classification")
+    evidence = evidence_from_records(records, "classification", n_classes=5)
     results = results_of(records)
     same = rescore(results, evidence, "accuracy")
     np.testing.assert_allclose(same["value"], results["value"], rtol=0, atol=1e-12)
@@ -179,3 +179,17 @@ def test_rescore_recomputes_values_in_another_metric():
     assert set(f1["metric"]) == {"macro_f1"} and not np.allclose(f1["value"], results["value"])
     with pytest.raises(EvidenceError, match="segmentation"):
         rescore(results, evidence, "iou")
+
+
+@pytest.mark.parametrize("array", ["c1.pred", "targets"])
+def test_class_indices_outside_the_task_are_refused_naming_cell_and_array(array):
+    records = _records()
+    bad = records[3].arrays[array].copy()
+    bad[5] = 5  # the cases have classes 0..4
+    records[3].arrays = {**records[3].arrays, array: bad}
+    with pytest.raises(EvidenceError, match=rf"cell b-fold1-part0: array '{array}'") as info:
+        evidence_from_records(records, "classification", n_classes=5)
+    assert "class indices in [0, 5)" in str(info.value) and "at item 5" in str(info.value)
+    if array == "c1.pred":  # a task with more classes has that class: accepted, and it bounds
+        evidence = evidence_from_records(records, "classification", n_classes=6)
+        assert evidence.n_classes == 6

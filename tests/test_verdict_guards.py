@@ -11,7 +11,7 @@ import pytest
 
 from driftlab.verdicts.drift import DriftSettings, drift_verdict, summarize
 from driftlab.verdicts.evidence import EvidenceError, evidence_from_records
-from driftlab.verdicts.headline import EXPLANATION, headline_lines
+from driftlab.verdicts.headline import explanation, headline_lines
 from tests.verdict_cases import classification_records, conditions, results_of
 
 TRAINS = ["a", "b", "c", "d", "e"]
@@ -20,7 +20,7 @@ FAST = DriftSettings(bootstrap=300, seed=0)
 
 def _verdict(trains, conds, p_correct, settings=FAST, **kw):
     records = classification_records(trains, conds, p_correct, **kw)
-    evidence = evidence_from_records(records, "classification")
+    evidence = evidence_from_records(records, "classification", n_classes=5)
     return drift_verdict(results_of(records), evidence, settings)
 
 
@@ -45,7 +45,7 @@ def test_every_quantity_gets_an_interval_around_its_value():
 def test_intervals_are_reproducible_from_the_seed():
     conds = conditions(TRAINS[:2], [("noise", 3)])
     records = classification_records(TRAINS[:2], conds, lambda t, c, f: 0.8, n=60)
-    evidence = evidence_from_records(records, "classification")
+    evidence = evidence_from_records(records, "classification", n_classes=5)
     a = summarize(results_of(records), evidence, FAST)
     b = summarize(results_of(records), evidence, FAST)
     c = summarize(results_of(records), evidence, DriftSettings(bootstrap=300, seed=1))
@@ -213,7 +213,7 @@ def test_bootstrap_zero_keeps_the_chance_level_but_no_intervals():
 def test_evidence_that_contradicts_the_table_is_refused():
     conds = conditions(TRAINS[:2], [("noise", 3)])
     records = classification_records(TRAINS[:2], conds, lambda t, c, f: 0.8, n=50)
-    evidence = evidence_from_records(records, "classification")
+    evidence = evidence_from_records(records, "classification", n_classes=5)
     results = results_of(records)
     results.loc[0, "value"] = 1.0 - results.loc[0, "value"]
     with pytest.raises(EvidenceError, match="differ from the scores"):
@@ -221,10 +221,13 @@ def test_evidence_that_contradicts_the_table_is_refused():
 
 
 def test_the_explanation_defines_every_term_once():
+    conds = conditions(TRAINS, [("noise", 3)])
+    text = explanation(_verdict(TRAINS, conds, lambda t, c, f: 0.8, n=40).summary)
     for term in ("**diagonal**", "**drop**", "**ratio**", "**interval**", "**top-3 probability**",
                  "**worst pair**"):  # fmt: skip
-        assert EXPLANATION.count(term) == 1, term
-    assert "largest drop from the training pipeline's own diagonal" in EXPLANATION
+        assert text.count(term) == 1, term
+    assert "largest drop from the training pipeline's own diagonal" in text
+    assert "95% percentile interval" in text and "at least 0.8 are named" in text
 
 
 def test_summary_of_a_table_without_corruptions():
@@ -250,3 +253,44 @@ def test_a_held_out_test_set_shared_by_every_fold_is_resampled_once_per_replicat
     assert low <= s["mean_diagonal"] <= high
     crossfit = _verdict(TRAINS[:2], conds, lambda t, c, f: 0.8).summary
     assert "one item resample" not in crossfit["bootstrap"]["method"]
+
+
+def test_the_words_follow_non_default_settings_of_the_verdict(tmp_path):
+    """top_k, the probability needed to name a pipeline, the interval level and the headline
+    severity are read from the summary: the words cannot state the defaults instead."""
+    from types import SimpleNamespace
+
+    from driftlab.verdicts.report import build_report
+
+    settings = DriftSettings(bootstrap=200, seed=0, level=0.9, top_k=2, resolved=0.6, severity=5)
+    conds = conditions(TRAINS, [("identity", 0), ("noise", 3), ("noise", 5)])
+    good = {"a": 0.95, "c": 0.9}
+    records = classification_records(TRAINS, conds, lambda t, c, f: good.get(t, 0.5), n=200)
+    evidence = evidence_from_records(records, "classification", n_classes=5)
+    v = drift_verdict(results_of(records), evidence, settings)
+    s = v.summary
+    assert s["settings"] == {"level": 0.9, "top_k": 2, "named_at": 0.6, "severity": 5}
+    assert s["corruption_severity"] == 5 and "top3_isp" not in s
+    assert s["top2_isp"] == ["a", "c"]
+    lines = headline_lines(s)
+    assert any(x.startswith("top-2 train pipelines under ISP drift:") for x in lines)
+    assert any(x.startswith("in both top-2 lists: a, c") for x in lines)
+    assert any("corruptions at severity 5" in x for x in lines)
+    assert not any("top-3" in x for x in lines)
+    text = explanation(s)
+    assert "**top-2 probability**" in text and "among the 2 best" in text
+    assert "at least 0.6 are named" in text and "90% percentile interval" in text
+    assert "at severity 5 when the run has it" in text
+    assert "0.8" not in text and "95%" not in text
+    # an unresolved ranking names the threshold that was used
+    equal = _verdict(TRAINS, conds, lambda t, c, f: 0.7, settings, n=30, shared=True).summary
+    line = next(x for x in headline_lines(equal) if "under ISP drift:" in x and "top-2" in x)
+    assert "top-2 probability >= 0.6" in line
+    # the report: the same words, tables and figure titles
+    plan = SimpleNamespace(dataset_spec=SimpleNamespace(name="cases"),
+                           model=SimpleNamespace(name="m"))  # fmt: skip
+    shown = {**s, "worst_pair": None}  # the worst-pair figure renders views of a real plan
+    report = build_report(tmp_path, results_of(records), shown, plan, matrix=v.matrix)
+    words = repr(report)
+    assert "top-2 P, isp" in words and "top-2 train pipelines, ISP drift" in words
+    assert "mean [90% interval]" in words and "top-3" not in words and "95%" not in words

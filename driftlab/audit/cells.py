@@ -4,11 +4,12 @@ The audited model is loaded (never trained) and fed each condition's views
 through its input contract (:class:`driftlab.models.InputContract`): the
 views of a test pipeline (ISP drift) or a corruption x severity of the
 reference pipeline's views (common corruptions, Hendrycks & Dietterich
-2019). A cell's record follows the synthesis cell's conventions exactly, so
+2019). A cell's record is written by the same
+:class:`driftlab.verdicts.cells.ConditionRecorder` as a synthesis cell's, so
 the shared drift verdicts (:mod:`driftlab.verdicts`) read both:
 
-* rows with :data:`RESULT_COLUMNS`, ``train_pipeline`` = the reference
-  pipeline, ``fold`` = 0 (one fixed test set);
+* rows with :data:`driftlab.verdicts.evidence.CELL_COLUMNS`,
+  ``train_pipeline`` = the reference pipeline, ``fold`` = 0 (one fixed test set);
 * arrays ``c{i}.pred`` (classification: top-1 class, ``(N,)`` int64) or
   ``c{i}.inter`` / ``c{i}.union`` (segmentation: foreground pixel counts,
   ``(N,)`` int64) for the ``i``-th condition of the cell, and ``targets``
@@ -26,42 +27,15 @@ import attrs
 import numpy as np
 import torch
 
-from driftlab.corruptions.apply import apply_corruption_batch
 from driftlab.engine.cell import ArrayRef, CellContext, CellOutput
 from driftlab.models.contract import InputContract
-from driftlab.naming import derive_seed
 from driftlab.registry import Registry
-from driftlab.train import item_outcomes, metric_from_outcomes
-from driftlab.verdicts.evidence import target_evidence
+from driftlab.verdicts.cells import ConditionRecorder, corrupted_views
 
-__all__ = [
-    "BATCH_SIZE",
-    "RESULT_COLUMNS",
-    "AuditJob",
-    "audit_cell",
-    "condition_label",
-    "contract_predict",
-]
-
-RESULT_COLUMNS: dict[str, str] = {
-    "train_pipeline": "str",
-    "fold": "int",
-    "test_kind": "str",
-    "test_condition": "str",
-    "severity": "int",
-    "metric": "str",
-    "value": "float",
-    "device": "str",
-}
-"""Columns of an audit cell's rows: the synthesis cell's columns, in the same order."""
+__all__ = ["BATCH_SIZE", "AuditJob", "audit_cell", "contract_predict"]
 
 BATCH_SIZE = 64
 """Views per forward pass (the contract is applied batch by batch to bound memory)."""
-
-
-def condition_label(kind: str, name: str, severity: int) -> str:
-    """``"isp:bi,s,ga"`` or ``"corruption:gaussian_noise@3"`` (``identity`` has no severity)."""
-    return f"{kind}:{name}" + (f"@{severity}" if severity else "")
 
 
 @attrs.frozen
@@ -165,9 +139,15 @@ def audit_cell(job: AuditJob, ctx: CellContext) -> CellOutput:
     targets = ctx.load_array(job.targets)
     if job.task == "segmentation":
         targets = job.contract.apply_masks(targets)
-    rows: list[dict[str, Any]] = []
-    arrays: dict[str, np.ndarray] = {}
-    labels: list[str] = []
+    recorder = ConditionRecorder(
+        train_pipeline=job.reference,
+        fold=0,
+        test_ids=job.test_ids,
+        targets=targets,
+        task=job.task,
+        metric=job.metric,
+        device=ctx.device,
+    )
     reference_views: np.ndarray | None = None
     for n, (kind, name, severity) in enumerate(job.conditions):
         if kind == "isp":
@@ -175,44 +155,16 @@ def audit_cell(job: AuditJob, ctx: CellContext) -> CellOutput:
         else:
             if reference_views is None:
                 reference_views = ctx.load_array(job.views[job.reference])
-            seeds = [derive_seed(job.seed, name, severity, i) for i in job.test_ids]
-            views = apply_corruption_batch(
+            views = corrupted_views(
                 reference_views,
                 name,
-                max(severity, 1),
-                seeds,
-                clip=True,
-                registry=job.registry,
+                severity,
+                job.test_ids,
+                seed=job.seed,
                 family=job.family,
+                registry=job.registry,
             )
         logits = contract_predict(model, views, job.contract, device=ctx.device)
-        outcome = item_outcomes(logits, targets, job.task)
-        value = metric_from_outcomes(outcome, targets, job.task)
-        index = len(labels)
-        labels.append(condition_label(kind, name, severity))
-        for part, values in outcome.items():
-            arrays[f"c{index}.{part}"] = values
-        rows.append(
-            {
-                "train_pipeline": job.reference,
-                "fold": 0,
-                "test_kind": kind,
-                "test_condition": name,
-                "severity": severity,
-                "metric": job.metric,
-                "value": value,
-                "device": ctx.device,
-            }
-        )
-        ctx.progress(n + 1, len(job.conditions), labels[-1])
-    arrays.update(target_evidence(targets, job.task))
-    return CellOutput(
-        rows=rows,
-        arrays=arrays,
-        info={
-            "train_pipeline": job.reference,
-            "fold": 0,
-            "conditions": labels,
-            "test_ids": list(job.test_ids),
-        },
-    )
+        label = recorder.add(kind, name, severity, logits)
+        ctx.progress(n + 1, len(job.conditions), label)
+    return recorder.output()

@@ -12,31 +12,34 @@ reference, fold 0), so the drift verdicts and report are the shared ones.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import attrs
-import numpy as np
 import pandas as pd
 
-from driftlab.audit.cells import RESULT_COLUMNS, AuditJob, audit_cell
+from driftlab.audit.cells import AuditJob, audit_cell
 from driftlab.audit.config import AuditConfig
 from driftlab.audit.plan import AuditPlan, plan_audit
-from driftlab.engine.cell import ArrayRef, Cell
-from driftlab.engine.planning import held_out_manifest
+from driftlab.engine.cell import Cell
 from driftlab.engine.progress import Progress
 from driftlab.engine.report import KeyValues, Paragraph, Report, Section
 from driftlab.engine.rundir import CellRecord, RunDir
 from driftlab.engine.skeleton import Outcome, Prepared
-from driftlab.engine.views import view_stacks
-from driftlab.errors import ConfigError
 from driftlab.naming import cell_key
 from driftlab.registry import Registry
-from driftlab.verdicts.drift import DriftSettings, drift_verdict, rescore
-from driftlab.verdicts.evidence import EvidenceMissing, evidence_from_records
+from driftlab.verdicts.evidence import condition_label
+from driftlab.verdicts.experiment import (
+    DriftExperiment,
+    DriftInputs,
+    check_cell,
+    data_manifest,
+    drift_results,
+)
+from driftlab.verdicts.headline import fmt_value
+from driftlab.verdicts.records import CellRecordError
 from driftlab.verdicts.report import build_report
 
-__all__ = ["AUDIT", "AuditExperiment", "audit_groups"]
+__all__ = ["AUDIT", "AuditExperiment", "audit_facts", "audit_groups"]
 
 
 def audit_groups(plan: AuditPlan) -> list[tuple[str, str, tuple[tuple[str, str, int], ...]]]:
@@ -59,81 +62,80 @@ def audit_groups(plan: AuditPlan) -> list[tuple[str, str, tuple[tuple[str, str, 
     return groups
 
 
-@attrs.frozen
-class AuditInputs:
-    """Shared inputs: one view stack per pipeline and the targets."""
+def audit_facts(plan: AuditPlan, results: pd.DataFrame, summary: dict[str, Any]) -> dict[str, Any]:
+    """The ``audit`` entry of ``summary.json``: the audited model and its lowest scores.
 
-    views: dict[str, ArrayRef]
-    targets: ArrayRef
+    Parameters
+    ----------
+    plan : AuditPlan
+    results : pandas.DataFrame
+        The audit's results (:data:`~driftlab.verdicts.evidence.CELL_COLUMNS`),
+        values in the headline metric ``summary["metric"]``.
+    summary : dict
+        The drift verdict's summary of ``results``.
+
+    Returns
+    -------
+    dict
+        ``reference_pipeline``, ``reference_score`` (the diagonal),
+        ``metric`` (the metric of every score here), ``items``, ``model``,
+        ``contract``, ``test_set``; ``worst_isp`` (``pipeline``, ``value``:
+        the lowest score on a test pipeline *other than* the reference, so a
+        drift; None when the reference is the only test pipeline) and
+        ``worst_corruption`` (``corruption``, ``severity``, ``value``: the
+        lowest score under a corruption other than ``identity``; None
+        without one).
+    """
+    reference = plan.reference.name
+    isp = results[(results["test_kind"] == "isp") & (results["test_condition"] != reference)]
+    corr = results[
+        (results["test_kind"] == "corruption") & (results["test_condition"] != "identity")
+    ]
+    worst_isp = isp.loc[isp["value"].idxmin()] if not isp.empty else None
+    worst_corr = corr.loc[corr["value"].idxmin()] if not corr.empty else None
+    return {
+        "reference_pipeline": reference,
+        "reference_score": summary["per_train_pipeline"][reference]["diagonal"],
+        "metric": summary["metric"],
+        "items": len(plan.dataset),
+        "model": plan.model.description,
+        "contract": plan.contract.to_dict(),
+        "test_set": plan.held_out.source if plan.held_out else None,
+        "worst_isp": None
+        if worst_isp is None
+        else {"pipeline": worst_isp["test_condition"], "value": float(worst_isp["value"])},
+        "worst_corruption": None
+        if worst_corr is None
+        else {
+            "corruption": worst_corr["test_condition"],
+            "severity": int(worst_corr["severity"]),
+            "value": float(worst_corr["value"]),
+        },
+    }
 
 
-def _targets(plan: AuditPlan) -> np.ndarray:
-    if plan.task == "classification" and plan.dataset.labels is not None:
-        return np.asarray(plan.dataset.labels, dtype=np.int64)
-    items = [np.asarray(plan.dataset[i].target) for i in range(len(plan.dataset))]
-    if plan.task == "classification":
-        return np.asarray(items, dtype=np.int64)
-    return np.stack(items)
-
-
-def _fmt(value: Any) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
-class AuditExperiment:
+class AuditExperiment(DriftExperiment):
     """See module docstring."""
 
     kind = "audit"
     config_class = AuditConfig
-    columns = RESULT_COLUMNS
 
     def plan(self, config: AuditConfig, registry: Registry) -> AuditPlan:
         return plan_audit(config, registry)
 
-    def identity(self, plan: AuditPlan) -> dict[str, Any]:
-        out: dict[str, Any] = {"data.fingerprint": plan.fingerprint}
-        for spec in plan.pipelines:
-            out[f"pipeline.{spec.name}"] = spec.fingerprint()
-        return out
-
     def manifest(self, plan: AuditPlan) -> dict[str, Any]:
-        return {
-            "seed": plan.config.corruptions.seed,
-            "dataset": {
-                "name": plan.dataset_spec.name,
-                "items": len(plan.dataset),
-                "ids_sha256": hashlib.sha256("\n".join(plan.dataset.ids).encode()).hexdigest(),
-                "fingerprint": plan.fingerprint,
-                "camera": attrs.asdict(plan.camera),
-            },
-            "model": {
-                "description": plan.model.description,
-                "format": plan.model.format,
-                "contract": plan.contract.to_dict(),
-            },
-            "pipelines": {s.name: s.fingerprint() for s in plan.pipelines},
-            **({"test_set": held_out_manifest(plan.held_out)} if plan.held_out else {}),
+        model = {
+            "description": plan.model.description,
+            "format": plan.model.format,
+            "contract": plan.contract.to_dict(),
         }
-
-    def prepare(self, plan: AuditPlan, run: RunDir, progress: Progress) -> Prepared:
-        """Render every view once (content-addressed cache), stack each pipeline's views."""
-        views = view_stacks(
-            run,
-            plan.dataset,
-            list(plan.pipelines),
-            registry=plan.registry,
-            workers=plan.config.run.workers,
-            device=plan.device,
-            progress=progress,
-        )
-        targets_ref = run.store_array("targets", _targets(plan))
-        return Prepared(AuditInputs(views, targets_ref), arrays=(*views.values(), targets_ref))
+        return {**data_manifest(plan, plan.config.corruptions.seed), "model": model}
 
     def keys(self, plan: AuditPlan) -> list[str]:
         return [key for key, _, _ in audit_groups(plan)]
 
     def cells(self, plan: AuditPlan, prepared: Prepared, run: RunDir) -> list[Cell]:
-        inputs: AuditInputs = prepared.inputs
+        inputs: DriftInputs = prepared.inputs
         mo = plan.config.model
         cells = []
         for key, label, conditions in audit_groups(plan):
@@ -158,61 +160,30 @@ class AuditExperiment:
             cells.append(Cell(key=key, label=label, function=audit_cell, job=job))
         return cells
 
-    def metrics(self, record: CellRecord) -> dict[str, float]:
-        out = {}
-        for row in record.rows.itertuples(index=False):
-            label = row.test_condition + (f"@{row.severity}" if row.severity else "")
-            out[f"{row.test_kind}/{label}"] = float(row.value)
-        return out
+    def check(self, plan: AuditPlan, record: CellRecord) -> None:
+        """Check a reused cell against its rows and the plan (the reference pipeline, fold 0,
+        every audited item and its class, the cell's conditions); :class:`CellRecordError`
+        when anything differs."""
+        for key, _, conditions in audit_groups(plan):
+            if key == record.key:
+                check_cell(
+                    plan,
+                    record,
+                    train_pipeline=plan.reference.name,
+                    fold=0,
+                    conditions=[condition_label(*c) for c in conditions],
+                    test_index=range(len(plan.dataset)),
+                )
+                return
+        raise CellRecordError(record.key, "not a cell of this audit's plan")
 
     def summarize(
         self, plan: AuditPlan, run: RunDir, records: list[CellRecord], progress: Progress
     ) -> Outcome:
         """The shared drift verdict (intervals, guards) of the frozen model, and its report."""
-        results = pd.concat([r.rows for r in records], ignore_index=True)[list(RESULT_COLUMNS)]
-        metric = plan.config.report.metric or plan.metric
-        try:
-            evidence = evidence_from_records(records, plan.task)
-            missing = ""
-        except EvidenceMissing as exc:
-            evidence, missing = None, f"{exc}; rerun into a new directory for intervals"
-        if evidence is not None:
-            results = rescore(results, evidence, metric)
-        elif metric != plan.metric:
-            raise ConfigError(f"[report].metric = {metric!r}: {missing}")
-        rep = plan.config.report
-        verdict = drift_verdict(
-            results,
-            evidence,
-            DriftSettings(bootstrap=rep.bootstrap, seed=rep.seed),
-            missing_evidence=missing,
-        )
-        summary = verdict.summary
-        isp = results[results["test_kind"] == "isp"]
-        corr = results[
-            (results["test_kind"] == "corruption") & (results["test_condition"] != "identity")
-        ]
-        worst_isp = isp.loc[isp["value"].idxmin()] if not isp.empty else None
-        worst_corr = corr.loc[corr["value"].idxmin()] if not corr.empty else None
-        audit = {
-            "reference_pipeline": plan.reference.name,
-            "reference_score": summary["per_train_pipeline"][plan.reference.name]["diagonal"],
-            "items": len(plan.dataset),
-            "model": plan.model.description,
-            "contract": plan.contract.to_dict(),
-            "test_set": plan.held_out.source if plan.held_out else None,
-            "worst_isp": None
-            if worst_isp is None
-            else {"pipeline": worst_isp["test_condition"], "value": float(worst_isp["value"])},
-            "worst_corruption": None
-            if worst_corr is None
-            else {
-                "corruption": worst_corr["test_condition"],
-                "severity": int(worst_corr["severity"]),
-                "value": float(worst_corr["value"]),
-            },
-        }
-        summary = {**summary, "audit": audit}
+        results, verdict = drift_results(plan, records, progress)
+        audit = audit_facts(plan, results, verdict.summary)
+        summary = {**verdict.summary, "audit": audit}
         report = build_report(
             run.path,
             results,
@@ -231,8 +202,11 @@ class AuditExperiment:
 
 
 def _audit_report(report: Report, plan: AuditPlan, audit: dict[str, Any]) -> Report:
-    """The shared drift report with a first section on the audited model."""
-    metric = plan.metric
+    """The shared drift report with a first section on the audited model.
+
+    Every score is named with ``audit["metric"]``, the metric it was computed in.
+    """
+    metric = audit["metric"]
     worst_isp = audit["worst_isp"]
     worst_corr = audit["worst_corruption"]
     facts = [
@@ -240,16 +214,19 @@ def _audit_report(report: Report, plan: AuditPlan, audit: dict[str, Any]) -> Rep
         ("input contract", ", ".join(f"{k} = {v}" for k, v in plan.contract.to_dict().items())),
         ("audited items", f"{len(plan.dataset)} of {plan.dataset_spec.name}"),
         ("test set", audit["test_set"] or "every item of [dataset]"),
-        (f"{metric} on the reference {plan.reference.name}", _fmt(audit["reference_score"])),
+        (f"{metric} on the reference {plan.reference.name}", fmt_value(audit["reference_score"])),
         (
-            "lowest score under ISP drift",
-            "n/a" if worst_isp is None else f"{worst_isp['value']:.3f} ({worst_isp['pipeline']})",
+            f"lowest {metric} under ISP drift (another pipeline)",
+            "n/a (no test pipeline besides the reference)"
+            if worst_isp is None
+            else f"{fmt_value(worst_isp['value'])} ({worst_isp['pipeline']})",
         ),
         (
-            "lowest score under corruptions",
+            f"lowest {metric} under corruptions",
             "n/a"
             if worst_corr is None
-            else f"{worst_corr['value']:.3f} ({worst_corr['corruption']}@{worst_corr['severity']})",
+            else f"{fmt_value(worst_corr['value'])} "
+            f"({worst_corr['corruption']}@{worst_corr['severity']})",
         ),
     ]
     notes = list(plan.held_out.notes) if plan.held_out else []

@@ -12,46 +12,23 @@ from pathlib import Path
 from typing import IO, Any
 
 import attrs
-import pandas as pd
 
 from driftlab.audit.config import AuditConfig
 from driftlab.audit.experiment import AUDIT
 from driftlab.engine.skeleton import run_experiment
 from driftlab.registry import Registry
+from driftlab.verdicts.experiment import DriftRunResult
 
 __all__ = ["AuditResult", "run_audit"]
 
 
 @attrs.frozen
-class AuditResult:
-    """What :func:`run_audit` produced.
-
-    Attributes
-    ----------
-    run_dir : Path
-        The run directory.
-    results : pandas.DataFrame
-        Tidy table, one row per (train_pipeline = the reference pipeline,
-        fold = 0, test_kind, test_condition, severity, metric, value, device);
-        ``severity`` is 0 for ISP rows and for ``identity``.
-    summary : dict
-        Contents of ``summary.json`` (the shared drift summary plus ``audit``:
-        reference score, lowest scores, model and contract).
-    cells_reused, cells_computed, cells_repaired : int
-        Cells found finished on disk, computed in this call, and found
-        damaged on disk (then computed again).
-    """
-
-    run_dir: Path
-    results: pd.DataFrame
-    summary: dict[str, Any]
-    cells_reused: int
-    cells_computed: int
-    cells_repaired: int = 0
-
-    @property
-    def report(self) -> Path:
-        return self.run_dir / "report.html"
+class AuditResult(DriftRunResult):
+    """What :func:`run_audit` produced (see
+    :class:`driftlab.verdicts.experiment.DriftRunResult`): ``results`` has the reference
+    pipeline in ``train_pipeline`` and fold 0; ``summary`` is the shared drift summary plus
+    ``audit`` (:func:`driftlab.audit.experiment.audit_facts`: reference score, lowest scores
+    under ISP drift and corruptions, model and contract)."""
 
 
 def run_audit(
@@ -112,11 +89,4 @@ def run_audit(
         track=track,
         stream=stream,
     )
-    return AuditResult(
-        run_dir=run.run_dir,
-        results=run.outcome.tables["results"],
-        summary=run.outcome.summary,
-        cells_reused=run.cells_reused,
-        cells_computed=run.cells_computed,
-        cells_repaired=run.cells_repaired,
-    )
+    return AuditResult.from_run(run)

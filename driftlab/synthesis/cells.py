@@ -18,33 +18,14 @@ import attrs
 import numpy as np
 import torch
 
-from driftlab.corruptions.apply import apply_corruption_batch
 from driftlab.engine.cell import ArrayRef, CellContext, CellOutput
 from driftlab.naming import derive_seed
 from driftlab.registry import Registry
-from driftlab.train import (
-    Normalized,
-    TrainConfig,
-    channel_stats,
-    fit,
-    item_outcomes,
-    metric_from_outcomes,
-    predict,
-)
-from driftlab.verdicts.evidence import condition_label, target_evidence
+from driftlab.train import Normalized, TrainConfig, channel_stats, fit, predict
+from driftlab.verdicts.cells import ConditionRecorder, corrupted_views
+from driftlab.verdicts.evidence import CELL_COLUMNS as RESULT_COLUMNS
 
-__all__ = ["RESULT_COLUMNS", "SynthesisJob", "condition_label", "synthesis_cell"]
-
-RESULT_COLUMNS: dict[str, str] = {
-    "train_pipeline": "str",
-    "fold": "int",
-    "test_kind": "str",
-    "test_condition": "str",
-    "severity": "int",
-    "metric": "str",
-    "value": "float",
-    "device": "str",
-}
+__all__ = ["RESULT_COLUMNS", "SynthesisJob", "synthesis_cell"]
 
 
 @attrs.frozen
@@ -79,7 +60,8 @@ def synthesis_cell(job: SynthesisJob, ctx: CellContext) -> CellOutput:
     Returns
     -------
     CellOutput
-        Rows with :data:`RESULT_COLUMNS`; arrays ``targets`` (the test
+        Rows with :data:`RESULT_COLUMNS` (the drift cells' columns,
+        :data:`driftlab.verdicts.evidence.CELL_COLUMNS`); arrays ``targets`` (the test
         targets, classification) or ``fg`` / ``pixels`` (foreground pixels
         of each test mask and pixels per item, segmentation) and per
         condition ``i`` ``c{i}.pred`` or ``c{i}.inter`` / ``c{i}.union``;
@@ -123,56 +105,28 @@ def synthesis_cell(job: SynthesisJob, ctx: CellContext) -> CellOutput:
     )
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, buffer)
-    test_targets = targets[job.test_index]
-    rows: list[dict[str, Any]] = []
-    arrays: dict[str, np.ndarray] = {}
-    labels: list[str] = []
-
-    def record(kind: str, name: str, severity: int, views: np.ndarray) -> None:
-        logits = predict(net, views, device=ctx.device)
-        outcome = item_outcomes(logits, test_targets, job.task)
-        value = metric_from_outcomes(outcome, test_targets, job.task)
-        index = len(labels)
-        labels.append(condition_label(kind, name, severity))
-        for part, values in outcome.items():
-            arrays[f"c{index}.{part}"] = values
-        rows.append(
-            {
-                "train_pipeline": job.train,
-                "fold": job.fold,
-                "test_kind": kind,
-                "test_condition": name,
-                "severity": severity,
-                "metric": job.metric,
-                "value": value,
-                "device": ctx.device,
-            }
-        )
-
+    recorder = ConditionRecorder(
+        train_pipeline=job.train,
+        fold=job.fold,
+        test_ids=job.test_ids,
+        targets=targets[job.test_index],
+        task=job.task,
+        metric=job.metric,
+        device=ctx.device,
+    )
     for test in job.tests:
-        record("isp", test, 0, ctx.load_array(job.views[test], job.test_index))
+        views = ctx.load_array(job.views[test], job.test_index)
+        recorder.add("isp", test, 0, predict(net, views, device=ctx.device))
     base_views = ctx.load_array(job.views[job.train], job.test_index)
     for name, severity in job.conditions:
-        seeds = [derive_seed(job.seed, name, severity, i) for i in job.test_ids]
-        corrupted = apply_corruption_batch(
+        corrupted = corrupted_views(
             base_views,
             name,
-            max(severity, 1),
-            seeds,
-            clip=True,
-            registry=job.registry,
+            severity,
+            job.test_ids,
+            seed=job.seed,
             family=job.family,
+            registry=job.registry,
         )
-        record("corruption", name, severity, corrupted)
-    arrays.update(target_evidence(test_targets, job.task))
-    return CellOutput(
-        rows=rows,
-        arrays=arrays,
-        files={"pt": buffer.getvalue()},
-        info={
-            "train_pipeline": job.train,
-            "fold": job.fold,
-            "conditions": labels,
-            "test_ids": list(job.test_ids),
-        },
-    )
+        recorder.add("corruption", name, severity, predict(net, corrupted, device=ctx.device))
+    return recorder.output(files={"pt": buffer.getvalue()})

@@ -68,8 +68,7 @@ from driftlab.engine.config import (
     check_choice,
     setting,
 )
-from driftlab.errors import ConfigError
-from driftlab.verdicts.config import ReportSection
+from driftlab.verdicts.config import CorruptionsSection, ReportSection, check_names
 
 __all__ = [
     "CorruptionsSection",
@@ -80,43 +79,12 @@ __all__ = [
 ]
 
 
-def _names(value: str | list[str], where: str) -> str | list[str]:
-    if isinstance(value, list) and not value:
-        raise ConfigError(f'{where}: expected "all" or a non-empty list of names, got []')
-    return value
-
-
-_names.describe = '"all" or a non-empty list of names'  # type: ignore[attr-defined]
-
-
-def _severities(value: list[int], where: str) -> list[int]:
-    if not value or any(not 1 <= s <= 5 for s in value):
-        raise ConfigError(f"{where}: expected a non-empty list of integers 1..5, got {value!r}")
-    return sorted(dict.fromkeys(value))
-
-
-_severities.describe = "a list of integers 1..5"  # type: ignore[attr-defined]
-
-
 @attrs.frozen(kw_only=True)
 class PipelinesSection:
     """``[pipelines]``: train and test pipelines (names, ``"all"``, or TOML files)."""
 
-    train: str | list[str] = setting("all", check=_names, path="toml-entries")
-    test: str | list[str] = setting("all", check=_names, path="toml-entries")
-
-
-@attrs.frozen(kw_only=True)
-class CorruptionsSection:
-    """``[corruptions]``: post-hoc corruptions of the training pipeline's test views."""
-
-    names: str | list[str] = setting("paper", check=_names)
-    severities: list[int] = setting(factory=lambda: [1, 3, 5], check=_severities)
-    family: str = setting(
-        "imagenet-c",
-        check=check_choice("imagenet-c", "cifar-c"),
-        doc="severity tables: ImageNet-C or CIFAR-10-C (the paper's code)",
-    )
+    train: str | list[str] = setting("all", check=check_names, path="toml-entries")
+    test: str | list[str] = setting("all", check=check_names, path="toml-entries")
 
 
 @attrs.frozen(kw_only=True)

@@ -10,27 +10,26 @@ the unit of work and of resumption.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
-import attrs
-import numpy as np
-import pandas as pd
-
 from driftlab.engine.cell import Cell
-from driftlab.engine.planning import held_out_manifest
 from driftlab.engine.progress import Progress
 from driftlab.engine.rundir import CellRecord, RunDir
 from driftlab.engine.skeleton import Outcome, Prepared
-from driftlab.engine.views import view_stacks
-from driftlab.errors import ConfigError
 from driftlab.naming import cell_key
 from driftlab.registry import Registry
-from driftlab.synthesis.cells import RESULT_COLUMNS, SynthesisJob, synthesis_cell
+from driftlab.synthesis.cells import SynthesisJob, synthesis_cell
 from driftlab.synthesis.config import SynthesisConfig
 from driftlab.synthesis.plan import SynthesisPlan, plan_synthesis
-from driftlab.verdicts.drift import DriftSettings, drift_verdict, rescore
-from driftlab.verdicts.evidence import EvidenceMissing, evidence_from_records
+from driftlab.verdicts.evidence import condition_label
+from driftlab.verdicts.experiment import (
+    DriftExperiment,
+    DriftInputs,
+    check_cell,
+    data_manifest,
+    drift_results,
+)
+from driftlab.verdicts.records import CellRecordError
 from driftlab.verdicts.report import build_report
 
 __all__ = ["SYNTHESIS", "SynthesisExperiment", "model_key"]
@@ -41,71 +40,23 @@ def model_key(train: str, fold: int) -> str:
     return cell_key(train, f"fold{fold}")
 
 
-def targets_array(plan: SynthesisPlan) -> np.ndarray:
-    """``(N,)`` int64 class indices or ``(N, H, W)`` uint8 masks of every item."""
-    if plan.task == "classification" and plan.dataset.labels is not None:
-        return np.asarray(plan.dataset.labels, dtype=np.int64)
-    items = [np.asarray(plan.dataset[i].target) for i in range(len(plan.dataset))]
-    return np.stack(items)
-
-
-@attrs.frozen
-class SynthesisInputs:
-    """Shared inputs: one view stack per pipeline and the targets."""
-
-    views: dict[str, Any]
-    targets: Any
-
-
-class SynthesisExperiment:
+class SynthesisExperiment(DriftExperiment):
     """See module docstring."""
 
     kind = "synthesis"
     config_class = SynthesisConfig
-    columns = RESULT_COLUMNS
 
     def plan(self, config: SynthesisConfig, registry: Registry) -> SynthesisPlan:
         return plan_synthesis(config, registry)
 
-    def identity(self, plan: SynthesisPlan) -> dict[str, Any]:
-        out: dict[str, Any] = {"data.fingerprint": plan.fingerprint}
-        for spec in plan.pipelines:
-            out[f"pipeline.{spec.name}"] = spec.fingerprint()
-        return out
-
     def manifest(self, plan: SynthesisPlan) -> dict[str, Any]:
-        return {
-            "seed": plan.config.training.seed,
-            "dataset": {
-                "name": plan.dataset_spec.name,
-                "items": len(plan.dataset),
-                "ids_sha256": hashlib.sha256("\n".join(plan.dataset.ids).encode()).hexdigest(),
-                "fingerprint": plan.fingerprint,
-                "camera": attrs.asdict(plan.camera),
-            },
-            "pipelines": {s.name: s.fingerprint() for s in plan.pipelines},
-            **({"test_set": held_out_manifest(plan.held_out)} if plan.held_out else {}),
-        }
-
-    def prepare(self, plan: SynthesisPlan, run: RunDir, progress: Progress) -> Prepared:
-        """Render every view once (content-addressed cache), stack each pipeline's views."""
-        views = view_stacks(
-            run,
-            plan.dataset,
-            list(plan.pipelines),
-            registry=plan.registry,
-            workers=plan.config.run.workers,
-            device=plan.device,
-            progress=progress,
-        )
-        targets_ref = run.store_array("targets", targets_array(plan))
-        return Prepared(SynthesisInputs(views, targets_ref), arrays=(*views.values(), targets_ref))
+        return data_manifest(plan, plan.config.training.seed)
 
     def keys(self, plan: SynthesisPlan) -> list[str]:
         return [model_key(t.name, f.index) for t in plan.train for f in plan.folds]
 
     def cells(self, plan: SynthesisPlan, prepared: Prepared, run: RunDir) -> list[Cell]:
-        inputs: SynthesisInputs = prepared.inputs
+        inputs: DriftInputs = prepared.inputs
         tr = plan.config.training
         ids = plan.dataset.ids
         training = {
@@ -150,43 +101,31 @@ class SynthesisExperiment:
                 )
         return cells
 
-    def metrics(self, record: CellRecord) -> dict[str, float]:
-        out = {}
-        for row in record.rows.itertuples(index=False):
-            label = row.test_condition + (f"@{row.severity}" if row.severity else "")
-            out[f"{row.test_kind}/{label}"] = float(row.value)
-        return out
+    def check(self, plan: SynthesisPlan, record: CellRecord) -> None:
+        """Check a reused cell against its rows and the plan (its train pipeline, fold, test
+        items and their classes, conditions); :class:`CellRecordError` when anything differs."""
+        conditions = [condition_label("isp", t.name, 0) for t in plan.test]
+        conditions += [condition_label("corruption", c.name, c.severity) for c in plan.conditions]
+        for train in plan.train:
+            for fold in plan.folds:
+                if model_key(train.name, fold.index) == record.key:
+                    check_cell(
+                        plan,
+                        record,
+                        train_pipeline=train.name,
+                        fold=fold.index,
+                        conditions=conditions,
+                        test_index=fold.test,
+                    )
+                    return
+        raise CellRecordError(record.key, "not a cell of this run's plan")
 
     def summarize(
         self, plan: SynthesisPlan, run: RunDir, records: list[CellRecord], progress: Progress
     ) -> Outcome:
-        """Results in the headline metric, the drift verdict with bootstrap intervals, report.
-
-        The headline metric (``[report].metric``) and every interval are
-        computed from the per-item outcomes the cells keep; cells without
-        them (written by an older driftlab) give the summary without
-        intervals, with the reason.
-        """
-        results = pd.concat([r.rows for r in records], ignore_index=True)[list(RESULT_COLUMNS)]
-        metric = plan.headline_metric
-        try:
-            evidence = evidence_from_records(records, plan.task)
-            missing = ""
-        except EvidenceMissing as exc:
-            evidence, missing = None, f"{exc}; rerun into a new directory for intervals"
-        if evidence is not None:
-            results = rescore(results, evidence, metric)
-        elif metric != plan.metric:
-            raise ConfigError(f"[report].metric = {metric!r}: {missing}")
-        rep = plan.config.report
-        if evidence is not None and rep.bootstrap:
-            progress.message(f"bootstrap: {rep.bootstrap} paired resamples of folds and items")
-        verdict = drift_verdict(
-            results,
-            evidence,
-            DriftSettings(bootstrap=rep.bootstrap, seed=rep.seed),
-            missing_evidence=missing,
-        )
+        """Results in the headline metric, the drift verdict with bootstrap intervals, report
+        (:func:`driftlab.verdicts.experiment.drift_results`)."""
+        results, verdict = drift_results(plan, records, progress)
         report = build_report(run.path, results, verdict.summary, plan, matrix=verdict.matrix)
         return Outcome(
             tables={"results": results, "matrix": verdict.matrix},

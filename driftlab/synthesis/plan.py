@@ -90,11 +90,6 @@ class SynthesisPlan:
         return task_metric_name(self.task)
 
     @property
-    def headline_metric(self) -> str:
-        """``[report].metric``, or the task's default: computed from per-item outcomes."""
-        return self.config.report.metric or self.metric
-
-    @property
     def pipelines(self) -> tuple[PipelineSpec, ...]:
         """Train and test pipelines without repeats, train first."""
         seen: dict[str, PipelineSpec] = {}

@@ -12,45 +12,21 @@ from pathlib import Path
 from typing import IO, Any
 
 import attrs
-import pandas as pd
 
 from driftlab.engine.skeleton import run_experiment
 from driftlab.registry import Registry
 from driftlab.synthesis.config import SynthesisConfig
 from driftlab.synthesis.experiment import SYNTHESIS
+from driftlab.verdicts.experiment import DriftRunResult
 
 __all__ = ["SynthesisResult", "run_synthesis"]
 
 
 @attrs.frozen
-class SynthesisResult:
-    """What :func:`run_synthesis` produced.
-
-    Attributes
-    ----------
-    run_dir : Path
-        The run directory.
-    results : pandas.DataFrame
-        Tidy table, one row per (train_pipeline, fold, test_kind,
-        test_condition, severity, metric, value, device); ``severity`` is 0
-        for ISP rows and for ``identity``.
-    summary : dict
-        Contents of ``summary.json``.
-    cells_reused, cells_computed, cells_repaired : int
-        Cells found finished on disk, computed in this call, and found
-        damaged on disk (then computed again).
-    """
-
-    run_dir: Path
-    results: pd.DataFrame
-    summary: dict[str, Any]
-    cells_reused: int
-    cells_computed: int
-    cells_repaired: int = 0
-
-    @property
-    def report(self) -> Path:
-        return self.run_dir / "report.html"
+class SynthesisResult(DriftRunResult):
+    """What :func:`run_synthesis` produced: ``run_dir``, ``results``, ``summary`` (of
+    ``summary.json``), ``cells_reused``, ``cells_computed``, ``cells_repaired`` and ``report``
+    (see :class:`driftlab.verdicts.experiment.DriftRunResult`)."""
 
 
 def run_synthesis(
@@ -110,11 +86,4 @@ def run_synthesis(
         track=track,
         stream=stream,
     )
-    return SynthesisResult(
-        run_dir=run.run_dir,
-        results=run.outcome.tables["results"],
-        summary=run.outcome.summary,
-        cells_reused=run.cells_reused,
-        cells_computed=run.cells_computed,
-        cells_repaired=run.cells_repaired,
-    )
+    return SynthesisResult.from_run(run)

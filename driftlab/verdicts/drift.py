@@ -1,4 +1,4 @@
-"""Headline numbers of a drift experiment, their 95% intervals, ranking stability and guards.
+"""Headline numbers of a drift experiment, their intervals, ranking stability and guards.
 
 Definitions (for each train pipeline ``t``; every score is first averaged
 over folds, so each fold weighs the same):
@@ -8,7 +8,8 @@ over folds, so each fold weighs the same):
   included, as in the paper's ranking);
 - ISP drop ``d(t) - mean over test pipelines other than t``;
 - corruption mean ``m_c(t)``: mean over the corruptions of its own test
-  views at the headline severity (3, as in the paper, when the run has it;
+  views at the headline severity (:attr:`DriftSettings.severity`, 3 as in
+  the paper, when the run has it;
   otherwise every severity), ``identity`` excluded; the all-severity mean
   is reported beside it;
 - corruption drop ``d(t) - m_c(t)``;
@@ -24,9 +25,13 @@ Uncertainty (when per-item evidence is given, see
 :mod:`driftlab.verdicts.evidence`): every quantity gets a percentile interval
 from the seeded paired two-level bootstrap of
 :func:`driftlab.stats.two_level_bootstrap` (folds, then test items within
-folds; one resample shared by every quantity). The bootstrap also gives, for
-the ISP and the corruption ranking of train pipelines, the probability that
-each is in the top 3; only pipelines with probability >= 0.8 are named.
+folds; one resample shared by every quantity) at :attr:`DriftSettings.level`
+(95%). The bootstrap also gives, for the ISP and the corruption ranking of
+train pipelines, the probability that each is in the top ``k``
+(:attr:`DriftSettings.top_k`, 3); only pipelines with probability of at
+least :attr:`DriftSettings.resolved` (0.8) are named. ``summary["settings"]``
+records the values used, so the words (:mod:`driftlab.verdicts.headline`,
+:mod:`driftlab.verdicts.report`) are written from them.
 
 Guards: the ratio is left out (``null``) unless the ISP drop interval lies
 above 0; ``chance_level`` is the score of the best constant prediction on
@@ -46,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from driftlab.stats.bootstrap import BOOTSTRAP_METHOD, percentile_interval, two_level_bootstrap
-from driftlab.verdicts.evidence import Evidence, EvidenceError, condition_label
+from driftlab.verdicts.evidence import CELL_COLUMNS, Evidence, EvidenceError, condition_label
 from driftlab.verdicts.scores import FoldScorer, chance_level
 
 __all__ = [
@@ -61,15 +66,8 @@ __all__ = [
     "summarize",
 ]
 
-RESULT_COLUMNS = (
-    "train_pipeline",
-    "fold",
-    "test_kind",
-    "test_condition",
-    "severity",
-    "metric",
-    "value",
-)
+RESULT_COLUMNS = tuple(c for c in CELL_COLUMNS if c != "device")
+"""Columns a results table needs for a verdict: those of drift cells' rows but ``device``."""
 
 MATRIX_COLUMNS = (
     "train_pipeline",
@@ -560,7 +558,7 @@ def drift_verdict(
         )
     elif isp_interval[0] <= 0:
         reasons["drop_ratio_corruption_over_isp"] = (
-            f"the ISP drop's {s.level:.0%} interval [{isp_interval[0]:.3f}, "
+            f"the ISP drop's {s.level * 100:g}% interval [{isp_interval[0]:.3f}, "
             f"{isp_interval[1]:.3f}] does not lie above 0: a ratio to a drop that may be 0 "
             "means nothing"
         )
@@ -644,7 +642,12 @@ def drift_verdict(
         "resamples": int(s.bootstrap) if replicates is not None else 0,
         "seed": int(s.seed),
         "level": float(s.level),
-        f"top{k}_named_at": float(s.resolved),
+    }
+    summary["settings"] = {
+        "level": float(s.level),
+        "top_k": int(k),
+        "named_at": float(s.resolved),
+        "severity": int(s.severity),
     }
     summary["reasons"] = reasons
     matrix = _matrix_frame(mean, std, low, high, layout, metric, results)

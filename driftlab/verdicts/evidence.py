@@ -1,8 +1,9 @@
 """Per-item evidence of a drift experiment: what each (train pipeline, fold) model did per item.
 
-Cells of drift experiments (synthesis, audit) store per-item outcomes next
-to their tidy rows, with these conventions (``CellOutput.arrays`` /
-``CellOutput.info``; see :mod:`driftlab.synthesis.cells`):
+Cells of drift experiments (synthesis, audit) store one tidy row per test
+condition (columns :data:`CELL_COLUMNS`) and per-item outcomes beside them,
+with these conventions (``CellOutput.arrays`` / ``CellOutput.info``; written
+by :class:`driftlab.verdicts.cells.ConditionRecorder`):
 
 =====================  ==========================================================
 ``info``               ``train_pipeline`` (str), ``fold`` (int), ``conditions``
@@ -13,7 +14,8 @@ to their tidy rows, with these conventions (``CellOutput.arrays`` /
                        test item under condition ``i``
 ``c{i}.inter``,        segmentation: ``(n,)`` int64 foreground pixels in the
 ``c{i}.union``         intersection and the union of prediction and mask
-``targets``            classification: ``(n,)`` int64 true class of each item
+``targets``            classification: ``(n,)`` int64 true class of each item,
+                       every class index (true or predicted) in ``[0, n_classes)``
 ``fg``, ``pixels``     segmentation: ``(n,)`` int64 foreground pixels of each
                        item's mask and pixels per item (for the chance level)
 =====================  ==========================================================
@@ -24,6 +26,8 @@ one trained model over several cells (the audit experiment does), as long
 as they describe the same test items in the same order. Every model of one
 fold must have been tested on the same items (the paired bootstrap of
 :mod:`driftlab.verdicts.drift` resamples them together).
+:func:`driftlab.verdicts.records.check_record` checks one record's arrays
+against its own rows.
 """
 
 from __future__ import annotations
@@ -37,18 +41,40 @@ import numpy as np
 from driftlab.errors import DriftlabError
 
 __all__ = [
+    "CELL_COLUMNS",
+    "OUTCOME_ARRAYS",
+    "TARGET_ARRAYS",
     "Evidence",
     "EvidenceError",
     "EvidenceMissing",
     "FoldEvidence",
+    "check_classes",
     "condition_label",
     "evidence_from_records",
+    "fold_evidence",
     "parse_condition",
+    "target_evidence",
 ]
 
 TASKS = ("classification", "segmentation")
-_PARTS = {"classification": ("pred",), "segmentation": ("inter", "union")}
-_TARGETS = {"classification": ("targets",), "segmentation": ("fg", "pixels")}
+OUTCOME_ARRAYS = {"classification": ("pred",), "segmentation": ("inter", "union")}
+"""Per-condition arrays ``c{i}.NAME`` of each task."""
+TARGET_ARRAYS = {"classification": ("targets",), "segmentation": ("fg", "pixels")}
+"""Per-item target arrays of each task (see :func:`target_evidence`)."""
+
+CELL_COLUMNS: dict[str, str] = {
+    "train_pipeline": "str",
+    "fold": "int",
+    "test_kind": "str",
+    "test_condition": "str",
+    "severity": "int",
+    "metric": "str",
+    "value": "float",
+    "device": "str",
+}
+"""Columns (and their types) of the rows of every drift-experiment cell (synthesis, audit):
+one row per test condition; ``severity`` is 0 for ISP rows and ``identity``; ``value`` is
+``metric`` (the task's default, :func:`driftlab.train.metrics.task_metric_name`) in [0, 1]."""
 
 
 class EvidenceError(DriftlabError, ValueError):
@@ -136,11 +162,15 @@ class Evidence:
         Sorted by train pipeline (first-seen order) and fold.
     conditions : tuple of str
         Condition labels (the same for every unit), first-seen order.
+    n_classes : int
+        Classification: the number of classes; every target and prediction
+        is in ``[0, n_classes)``. 0 for segmentation.
     """
 
     task: str
     units: tuple[FoldEvidence, ...]
     conditions: tuple[str, ...]
+    n_classes: int = 0
 
     @property
     def trains(self) -> list[str]:
@@ -167,20 +197,9 @@ class Evidence:
         """Test items of ``fold``."""
         return next(u.size for u in self.units if u.fold == fold)
 
-    @property
-    def n_classes(self) -> int:
-        """Classes seen in any target or prediction (classification; 0 otherwise)."""
-        if self.task != "classification":
-            return 0
-        top = 0
-        for u in self.units:
-            top = max(top, int(u.targets.max(initial=-1)) + 1)
-            for parts in u.outcomes.values():
-                top = max(top, int(parts["pred"].max(initial=-1)) + 1)
-        return top
 
-
-def _int_vector(value: Any, n: int, where: str) -> np.ndarray:
+def _int_vector(value: Any, n: int, where: str, *, below: int | None = None) -> np.ndarray:
+    """``value`` as ``(n,)`` int64, every entry in ``[0, below)`` (``below`` None: ``>= 0``)."""
     array = np.asarray(value)
     if array.shape != (n,) or not np.issubdtype(array.dtype, np.integer):
         raise EvidenceError(
@@ -189,10 +208,63 @@ def _int_vector(value: Any, n: int, where: str) -> np.ndarray:
         )
     if n and array.min() < 0:
         raise EvidenceError(f"{where}: expected non-negative values, got {array.min()}")
+    if n and below is not None and array.max() >= below:
+        raise EvidenceError(
+            f"{where}: expected class indices in [0, {below}) ({below} classes), got "
+            f"{array.max()} at item {int(np.argmax(array >= below))}"
+        )
     return array.astype(np.int64)
 
 
-def _record_unit(record: Any, task: str) -> FoldEvidence:
+def check_classes(task: str, n_classes: int | None) -> int:
+    """The class count that bounds class indices: ``n_classes`` (classification) or 0.
+
+    Raises
+    ------
+    EvidenceError
+        An unknown task, or a classification without a positive ``n_classes``.
+    """
+    if task not in TASKS:
+        raise EvidenceError(f"task: expected one of {TASKS}, got {task!r}")
+    if task != "classification":
+        return 0
+    if isinstance(n_classes, bool) or not isinstance(n_classes, int | np.integer) or n_classes < 1:
+        raise EvidenceError(
+            f"n_classes: expected the number of classes of the classification task (a positive "
+            f"integer), got {n_classes!r}"
+        )
+    return int(n_classes)
+
+
+def fold_evidence(record: Any, task: str, *, n_classes: int | None) -> FoldEvidence:
+    """Check the per-item arrays of one cell record (module docstring) on their own.
+
+    Parameters
+    ----------
+    record : driftlab.engine.rundir.CellRecord
+        Or any object with ``key``, ``arrays`` and ``info``.
+    task : {"classification", "segmentation"}
+    n_classes : int or None
+        Classification: the number of classes; a target or prediction
+        outside ``[0, n_classes)`` is refused. Not used for segmentation
+        (pass None).
+
+    Returns
+    -------
+    FoldEvidence
+        The record's unit (``keys = (record.key,)``).
+
+    Raises
+    ------
+    EvidenceMissing
+        The record has no per-item arrays.
+    EvidenceError
+        Malformed info (train pipeline, fold, condition labels, test ids,
+        repeats), an array missing, of another length or type, negative, a
+        class index out of range, intersection above union or pixel counts
+        above the mask's; the message names the cell and the array.
+    """
+    classes = check_classes(task, n_classes)
     key = getattr(record, "key", "?")
     info = record.info if isinstance(record.info, Mapping) else {}
     arrays = record.arrays or {}
@@ -212,22 +284,23 @@ def _record_unit(record: Any, task: str) -> FoldEvidence:
     if len(set(ids)) != len(ids):
         raise EvidenceError(f"{where}: repeated item ids in info 'test_ids'")
     n = len(ids)
+    below = classes or None
     outcomes: dict[str, dict[str, np.ndarray]] = {}
     for i, label in enumerate(labels):
         parse_condition(label)
         parts = {}
-        for part in _PARTS[task]:
+        for part in OUTCOME_ARRAYS[task]:
             name = f"c{i}.{part}"
             if name not in arrays:
                 raise EvidenceError(f"{where}: array {name!r} ({label}) is missing")
-            parts[part] = _int_vector(arrays[name], n, f"{where}: array {name!r}")
+            parts[part] = _int_vector(arrays[name], n, f"{where}: array {name!r}", below=below)
         if task == "segmentation" and np.any(parts["inter"] > parts["union"]):
             raise EvidenceError(f"{where}: condition {label}: intersection exceeds union")
         outcomes[label] = parts
     extra = {}
-    for name in _TARGETS[task]:
+    for name in TARGET_ARRAYS[task]:
         if name in arrays:
-            extra[name] = _int_vector(arrays[name], n, f"{where}: array {name!r}")
+            extra[name] = _int_vector(arrays[name], n, f"{where}: array {name!r}", below=below)
     if task == "classification" and "targets" not in extra:
         raise EvidenceError(f"{where}: array 'targets' (true class per test item) is missing")
     fg, pixels = extra.get("fg"), extra.get("pixels")
@@ -276,7 +349,7 @@ def _merge(first: FoldEvidence, other: FoldEvidence) -> FoldEvidence:
     )
 
 
-def evidence_from_records(records: Iterable[Any], task: str) -> Evidence:
+def evidence_from_records(records: Iterable[Any], task: str, *, n_classes: int | None) -> Evidence:
     """Check and merge the per-item arrays of cell records into :class:`Evidence`.
 
     Parameters
@@ -285,6 +358,10 @@ def evidence_from_records(records: Iterable[Any], task: str) -> Evidence:
         Finished cells following the conventions of the module docstring
         (objects with ``key``, ``arrays`` and ``info`` suffice).
     task : {"classification", "segmentation"}
+    n_classes : int or None
+        Classification: the number of classes of the task (the model's
+        outputs); every target and prediction must lie in ``[0, n_classes)``.
+        Not used for segmentation (pass None).
 
     Returns
     -------
@@ -295,17 +372,17 @@ def evidence_from_records(records: Iterable[Any], task: str) -> Evidence:
     EvidenceMissing
         A record has no per-item arrays at all.
     EvidenceError
-        Malformed info or arrays (wrong shape or type, negative counts,
-        intersection above union, a missing condition array), records of
+        Malformed info or arrays (wrong shape or type, negative counts, a
+        class index outside ``[0, n_classes)``, intersection above union, a
+        missing condition array; see :func:`fold_evidence`), records of
         one (train pipeline, fold) that disagree (test items, targets,
         a condition held twice), units with different conditions, or two
         models of one fold tested on different items.
     """
-    if task not in TASKS:
-        raise EvidenceError(f"task: expected one of {TASKS}, got {task!r}")
+    classes = check_classes(task, n_classes)
     merged: dict[tuple[str, int], FoldEvidence] = {}
     for record in records:
-        unit = _record_unit(record, task)
+        unit = fold_evidence(record, task, n_classes=n_classes)
         at = (unit.train, unit.fold)
         merged[at] = _merge(merged[at], unit) if at in merged else unit
     if not merged:
@@ -336,7 +413,7 @@ def evidence_from_records(records: Iterable[Any], task: str) -> Evidence:
     absent = [(t, f) for t in trains for f in folds if (t, f) not in merged]
     if absent:
         raise EvidenceError(f"no cell for (train pipeline, fold) {absent[:5]}")
-    return Evidence(task=task, units=tuple(units), conditions=conditions)
+    return Evidence(task=task, units=tuple(units), conditions=conditions, n_classes=classes)
 
 
 def target_evidence(targets: np.ndarray, task: str) -> dict[str, np.ndarray]:

@@ -4,7 +4,11 @@ Shared by the command line (the lines printed after a run) and the report,
 so both state the same thing: a warning first when the model is not above
 chance (then no ranking and no worst pair), drops at the headline severity
 with the all-severity mean beside, the ratio only when the ISP drop is known
-to be above 0, and top-3 pipelines only where the bootstrap resolves them.
+to be above 0, and top-k pipelines only where the bootstrap resolves them.
+Every number in the words (interval level, ``k``, the probability needed to
+name a pipeline, the headline severity) is read from the summary's
+``settings`` (:func:`verdict_settings`), the values the verdict was computed
+with, never assumed.
 """
 
 from __future__ import annotations
@@ -12,35 +16,96 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
 import numpy as np
 
 __all__ = [
-    "EXPLANATION",
+    "VerdictSettings",
     "chance_warning",
+    "explanation",
     "fmt_interval",
     "fmt_value",
     "headline_lines",
+    "level_text",
+    "overlap_text",
     "ratio_text",
     "top_text",
+    "verdict_settings",
 ]
 
-EXPLANATION = (
-    "How to read this report. The **diagonal** is the score of a model tested on views of the "
-    "ISP pipeline it was trained on. A **drop** is the diagonal minus a score under drift: the "
-    "ISP drop uses the mean over the other test pipelines, the corruption drop the mean over "
-    "the corruptions of the model's own test views (identity excluded), at severity 3 when the "
-    "run has it (the paper's comparison), with the mean over every severity beside it; a "
-    "positive drop is a loss. The **ratio** is the mean corruption drop divided by the mean "
-    "ISP drop, given only when the ISP drop is known to be above 0. Each **interval** "
-    "`[low, high]` is a 95% percentile interval of a seeded paired bootstrap that resamples "
-    "folds and then test items within folds; the same resamples serve every number, so "
-    "differences keep their pairing. The **top-3 probability** of a train pipeline is the "
-    "fraction of bootstrap resamples in which it ranks among the three best; only pipelines "
-    "with probability of at least 0.8 are named, otherwise the ranking is not resolved at this "
-    "sample size. The **worst pair** is the (train, test) pipeline pair with the largest drop "
-    "from the training pipeline's own diagonal."
-)
-"""One short paragraph defining diagonal, drop, ratio, interval and top-3 probability."""
+
+@attrs.frozen
+class VerdictSettings:
+    """The settings a summary was computed with (``summary["settings"]``).
+
+    Attributes
+    ----------
+    level : float
+        Interval coverage in (0, 1), e.g. 0.95.
+    top_k : int
+        Size of the rankings' top.
+    named_at : float
+        Top-k probability a pipeline needs to be named.
+    severity : int
+        Headline severity of corruption drops asked for (used when the run has it).
+    """
+
+    level: float
+    top_k: int
+    named_at: float
+    severity: int
+
+
+def verdict_settings(summary: dict[str, Any]) -> VerdictSettings:
+    """The settings of a :func:`driftlab.verdicts.drift.drift_verdict` summary.
+
+    Raises
+    ------
+    KeyError
+        The summary has no ``settings`` (not made by :func:`drift_verdict`).
+    """
+    try:
+        given = summary["settings"]
+        return VerdictSettings(
+            level=float(given["level"]),
+            top_k=int(given["top_k"]),
+            named_at=float(given["named_at"]),
+            severity=int(given["severity"]),
+        )
+    except (KeyError, TypeError):
+        raise KeyError(
+            "summary['settings'] (level, top_k, named_at, severity): expected the summary of "
+            "driftlab.verdicts.drift.drift_verdict"
+        ) from None
+
+
+def level_text(level: float) -> str:
+    """``95%`` for 0.95, ``97.5%`` for 0.975 (the interval level as the words print it)."""
+    return f"{level * 100:g}%"
+
+
+def explanation(summary: dict[str, Any]) -> str:
+    """One short paragraph defining diagonal, drop, ratio, interval, top-k probability and
+    worst pair, with the settings of ``summary``."""
+    s = verdict_settings(summary)
+    k = s.top_k
+    return (
+        "How to read this report. The **diagonal** is the score of a model tested on views of "
+        "the ISP pipeline it was trained on. A **drop** is the diagonal minus a score under "
+        "drift: the ISP drop uses the mean over the other test pipelines, the corruption drop "
+        "the mean over the corruptions of the model's own test views (identity excluded), at "
+        f"severity {s.severity} when the run has it (the paper compares at severity 3), with "
+        "the mean over every severity beside it; a positive drop is a loss. The **ratio** is "
+        "the mean corruption drop divided by the mean ISP drop, given only when the ISP drop "
+        f"is known to be above 0. Each **interval** `[low, high]` is a {level_text(s.level)} "
+        "percentile interval of a seeded paired bootstrap that resamples folds and then test "
+        "items within folds; the same resamples serve every number, so differences keep their "
+        f"pairing. The **top-{k} probability** of a train pipeline is the fraction of "
+        f"bootstrap resamples in which it ranks among the {k} best; only pipelines with "
+        f"probability of at least {s.named_at:g} are named, otherwise the ranking is not "
+        "resolved at this sample size. The **worst pair** is the (train, test) pipeline pair "
+        "with the largest drop from the training pipeline's own diagonal."
+    )
 
 
 def fmt_value(value: Any, digits: int = 3) -> str:
@@ -89,23 +154,31 @@ def ratio_text(summary: dict[str, Any]) -> str:
     return f"not given: {reason}"
 
 
-def top_text(summary: dict[str, Any], kind: str, k: int = 3) -> str:
+def top_text(summary: dict[str, Any], kind: str) -> str:
     """Resolved top-k pipelines of a ranking (``kind``: ``isp`` or ``corruption``) with their
-    probabilities, or why none is named."""
+    probabilities, or why none is named (``k`` and the probability needed from
+    ``summary["settings"]``)."""
+    s = verdict_settings(summary)
+    k = s.top_k
     names = summary.get(f"top{k}_{kind}")
     reason = (summary.get("reasons") or {}).get(f"top{k}_{kind}")
     if names is None:
         return f"not stated: {reason}" if reason else "not stated"
     probability = (summary.get(f"top{k}_probability") or {}).get(kind, {})
     if not names:
-        return f"not resolved at this sample size (no pipeline has top-{k} probability >= 0.8)"
+        return (
+            f"not resolved at this sample size (no pipeline has top-{k} probability >= "
+            f"{s.named_at:g})"
+        )
     text = ", ".join(f"{n} (P = {probability.get(n, float('nan')):.2f})" for n in names)
     if len(names) < k:
         text += f"; the rest of the top {k} is not resolved at this sample size"
     return text
 
 
-def _overlap_text(summary: dict[str, Any], k: int = 3) -> str:
+def overlap_text(summary: dict[str, Any]) -> str:
+    """The pipelines in both resolved top-k lists, ``none``, or why it is not stated."""
+    k = verdict_settings(summary).top_k
     overlap = summary.get(f"top{k}_overlap")
     if overlap is None:
         reason = (summary.get("reasons") or {}).get(f"top{k}_overlap")
@@ -145,7 +218,11 @@ def headline_lines(summary: dict[str, Any], lead: Sequence[str] = ()) -> list[st
     )
     if summary.get("mean_corruption_drop") is not None:
         severity = summary.get("corruption_severity")
-        at = f"at severity {severity}" if severity is not None else "over all severities"
+        at = (
+            f"at severity {severity}"
+            if severity is not None
+            else f"over all severities (none at {verdict_settings(summary).severity})"
+        )
         line = f"mean drop under corruptions {at}:  " + fmt_interval(
             summary["mean_corruption_drop"], _iv(summary, "mean_corruption_drop")
         )
@@ -162,10 +239,12 @@ def headline_lines(summary: dict[str, Any], lead: Sequence[str] = ()) -> list[st
         lines.append(f"ratio corruptions / ISP drift: {ratio_text(summary)}")
     if warning:
         return lines
-    lines.append(f"top-3 train pipelines under ISP drift:   {top_text(summary, 'isp')}")
+    k = verdict_settings(summary).top_k
+    lines.append(f"top-{k} train pipelines under ISP drift:   {top_text(summary, 'isp')}")
     if summary.get("mean_corruption_drop") is not None:
-        lines.append(f"top-3 train pipelines under corruptions: {top_text(summary, 'corruption')}")
-        lines.append(f"in both top-3 lists: {_overlap_text(summary)}")
+        corruption = top_text(summary, "corruption")
+        lines.append(f"top-{k} train pipelines under corruptions: {corruption}")
+        lines.append(f"in both top-{k} lists: {overlap_text(summary)}")
     pair = summary.get("worst_pair")
     if pair:
         lines.append(

@@ -20,17 +20,20 @@ from driftlab.atomic import atomic_path
 from driftlab.engine.report import Figure, KeyValues, Notice, Paragraph, Report, Section, Table
 from driftlab.io.images import view_to_uint8
 from driftlab.pipeline import build_static
-from driftlab.verdicts.drift import drift_verdict, isp_matrix
+from driftlab.verdicts.drift import drift_verdict
 from driftlab.verdicts.headline import (
-    EXPLANATION,
     chance_warning,
+    explanation,
     fmt_interval,
     fmt_value,
+    level_text,
+    overlap_text,
     ratio_text,
     top_text,
+    verdict_settings,
 )
 
-__all__ = ["CITATION", "build_report", "heatmap", "severity_figure", "worst_pair"]
+__all__ = ["CITATION", "build_report", "heatmap", "severity_figure"]
 
 CITATION = (
     'Oala, Aversa et al., "Data Models for Dataset Drift Controls in Machine Learning With '
@@ -83,32 +86,6 @@ def heatmap(
         fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
     return path
-
-
-def worst_pair(results: pd.DataFrame) -> tuple[str, str, float, float] | None:
-    """The off-diagonal (train, test) pipeline pair with the largest drop from its diagonal.
-
-    Returns
-    -------
-    tuple or None
-        ``(train, test, score, drop)`` where ``drop = diagonal(train) -
-        score(train, test)`` (means over folds); None when no train pipeline
-        has both a diagonal and an off-diagonal cell.
-    """
-    mean, _ = isp_matrix(results)
-    best: tuple[str, str, float, float] | None = None
-    for train in mean.index:
-        if train not in mean.columns:
-            continue
-        diagonal = float(mean.at[train, train])
-        for test in mean.columns:
-            value = float(mean.at[train, test])
-            if train == test or not (np.isfinite(value) and np.isfinite(diagonal)):
-                continue
-            drop = diagonal - value
-            if best is None or drop > best[3]:
-                best = (str(train), str(test), value, drop)
-    return best
 
 
 def _pair_figure(plan, train: str, test: str, path: Path, n: int = 4) -> Path:
@@ -234,9 +211,10 @@ def _per_pipeline_table(summary: dict[str, Any], show_rankings: bool) -> Table:
         (label, key) for label, key in PER_PIPELINE if severity is not None or "all" not in key
     ]
     columns = ["train pipeline", *(label.format(at=at) for label, _ in shown)]
-    probability = summary.get("top3_probability") if show_rankings else None
+    k = verdict_settings(summary).top_k
+    probability = summary.get(f"top{k}_probability") if show_rankings else None
     if probability:
-        columns += [f"top-3 P, {kind}" for kind in probability]
+        columns += [f"top-{k} P, {kind}" for kind in probability]
     rows = []
     for name, values in summary["per_train_pipeline"].items():
         ivs = values.get("intervals") or {}
@@ -277,15 +255,11 @@ def _headline_items(summary: dict[str, Any], plan, at_chance: bool) -> list[tupl
             ))  # fmt: skip
         items.append(("ratio corruption drop / ISP drop", ratio_text(summary)))
     if not at_chance:
-        items.append(("top-3 train pipelines, ISP drift", top_text(summary, "isp")))
+        k = verdict_settings(summary).top_k
+        items.append((f"top-{k} train pipelines, ISP drift", top_text(summary, "isp")))
         if summary.get("mean_corruption_drop") is not None:
-            items.append(("top-3 train pipelines, corruptions", top_text(summary, "corruption")))
-            overlap = summary.get("top3_overlap")
-            reason = (summary.get("reasons") or {}).get("top3_overlap", "")
-            items.append((
-                "in both top-3 lists",
-                (", ".join(overlap) or "none") if overlap is not None else f"not stated: {reason}",
-            ))  # fmt: skip
+            items.append((f"top-{k} train pipelines, corruptions", top_text(summary, "corruption")))
+            items.append((f"in both top-{k} lists", overlap_text(summary)))
     return items
 
 
@@ -334,12 +308,13 @@ def build_report(
     figures = run_dir / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     metric = summary["metric"]
+    level = level_text(verdict_settings(summary).level)
     warning = chance_warning(summary)
     at_chance = warning is not None
     isp = _pivot(matrix, "isp")
     heatmap(
         isp["mean"], isp["std"], figures / "isp_heatmap.png",
-        title=f"ISP drift: {metric} over {summary['folds']} folds (mean [95% interval])",
+        title=f"ISP drift: {metric} over {summary['folds']} folds (mean [{level} interval])",
         xlabel="test pipeline", metric=metric, low=isp["low"], high=isp["high"],
     )  # fmt: skip
     corr = _pivot(matrix, "corruption")
@@ -362,13 +337,13 @@ def build_report(
             or "A task model is trained on the views of one ISP pipeline and tested on the "
             "views of every pipeline (ISP drift) and on common corruptions of its own views."
         ),
-        Paragraph(EXPLANATION),
+        Paragraph(explanation(summary)),
     ]
     sections = [
         Section("Headline", [KeyValues(_headline_items(summary, plan, at_chance))]),
         Section("Per train pipeline", [_per_pipeline_table(summary, not at_chance)]),
         Section(
-            f"ISP drift ({metric}, mean [95% interval] over folds and test items)",
+            f"ISP drift ({metric}, mean [{level} interval] over folds and test items)",
             [
                 _matrix_table(isp, "train \\ test"),
                 Figure("figures/isp_heatmap.png", "Train x test pipeline scores"),
@@ -385,7 +360,7 @@ def build_report(
                 Figure(
                     "figures/severity_drops.png",
                     "Drop from the diagonal against severity, one panel per corruption "
-                    "(shaded: 95% interval)",
+                    f"(shaded: {level} interval)",
                 )
             )
         sections.append(Section("Corruptions", blocks))
