@@ -19,6 +19,7 @@ from driftlab.attacks import (
 from driftlab.attacks.space import spec_with_values
 from driftlab.models.loading import get_task_model
 from driftlab.pipeline import build_static, get_pipeline, resolve
+from driftlab.pipeline.spec import StageConfig
 from driftlab.registry import get_registry
 from driftlab.train import Normalized, TrainConfig, channel_stats, fit
 
@@ -158,25 +159,37 @@ def test_cma_search_on_a_single_scalar_falls_back_to_random(trained):
 
 
 def test_search_works_on_static_only_pipeline(trained):
+    """A pipeline with ``illumination.poisson`` (no differentiable form: the
+    Poisson draw is clipped and quantised) has only the static path: gradient
+    attacks are refused by name and the search attacks it through every
+    declared parameter, rendering with the static form."""
     net, resolved, raw, labels, registry = trained
+    assert registry.get("stages", "illumination.poisson").differentiable is None
     base = get_pipeline("bi,s,ga")
-    stages = [
-        s if s.slot != "denoise" else type(s)(slot="denoise", variant="median") for s in base.stages
-    ]
-    spec = type(base)(name="bi,s,me", stages=stages)
+    dimmer = StageConfig(slot="illumination", variant="poisson", params={"ratio": 0.5})
+    spec = type(base)(name="dim,bi,s,ga", stages=[dimmer, *base.stages])
     static_resolved = resolve(spec, resolved.camera, registry)
     problem = AttackProblem(net, static_resolved, raw[:8], labels[:8], "classification")
-    if problem.differentiable:
-        pytest.skip("median denoise has a differentiable form in this build")
-    with pytest.raises(ValueError, match="needs gradients"):
-        run_attack(registry.get("attacks", "penalty"), problem)
-    result = run_attack(
-        registry.get("attacks", "search"), problem, AttackSettings(steps=1, population=2)
-    )
+    assert not problem.differentiable
     space = problem.space()
+    # static-only: every declared parameter is attackable, not only the nn.Parameter ones
+    assert {"illumination.ratio", "illumination.gain", "illumination.read_noise"} <= set(space.keys)
+    for name in ("penalty", "projected"):
+        with pytest.raises(ValueError, match=r"needs gradients.*illumination\.poisson"):
+            run_attack(registry.get("attacks", name), problem)
+    result = run_attack(
+        registry.get("attacks", "search"),
+        problem,
+        AttackSettings(steps=1, population=2, seed=0),
+        targets=["illumination.ratio", "gamma"],
+    )
+    assert set(result.values) == {"illumination.ratio", "gamma.gamma"}
     for key, value in result.values.items():
         assert space[key].domain.contains(value), key
-    # the static render with replaced values is what build_static gives for that spec
+    assert result.attacked["metric"] <= result.clean["metric"]
+    # the render with replaced values is the static form of that spec, Poisson draw included
     views = problem.render(result.values)
     static = build_static(spec_with_values(static_resolved, result.values), resolved.camera)
     np.testing.assert_allclose(views[0], static(raw[0]), atol=1e-6)
+    # and the dimmed static render really differs from the plain one
+    assert not np.allclose(views[0], build_static(base, resolved.camera)(raw[0]), atol=1e-3)
