@@ -542,6 +542,20 @@ class FileRawDataset(RawDataset):
         meta["mask_path"] = str(item.mask_path)
         return Sample(frame.raw, mask, meta)
 
+    def content_digest(self, index: int) -> str:
+        """:func:`driftlab.cache.raw_digest` of item ``index``'s decoded raw mosaic (the
+        mask is not read): a copy under another name or in another file format has the
+        same digest.
+
+        Raises
+        ------
+        DatasetError
+            As :meth:`read_raw`.
+        """
+        from driftlab.cache import raw_digest
+
+        return raw_digest(self.read_raw(self.items[index]).raw)
+
     def load(self, index: int) -> Sample:
         """Read item ``index``: raw ``(H, W)`` float32 in [0, 1] and its target.
 
