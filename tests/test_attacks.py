@@ -193,3 +193,30 @@ def test_search_works_on_static_only_pipeline(trained):
     np.testing.assert_allclose(views[0], static(raw[0]), atol=1e-6)
     # and the dimmed static render really differs from the plain one
     assert not np.allclose(views[0], build_static(base, resolved.camera)(raw[0]), atol=1e-3)
+
+
+def test_resolved_with_values_replaces_checked_values_without_a_registry(trained):
+    """Replacing values keeps the resolved stages (no registry lookup) and checks
+    each value as resolving would: unknown key, wrong shape and out-of-domain
+    values are refused naming the key."""
+    from driftlab.attacks.space import AttackTargetError, resolved_with_values
+
+    _, resolved, raw, _, _ = trained
+    changed = resolved_with_values(resolved, {"gamma.gamma": np.float32(1.8)})
+    gamma = next(s for s in changed.stages if s.name == "gamma")
+    assert float(gamma.values["gamma"]) == pytest.approx(1.8)
+    for before, after in zip(resolved.stages, changed.stages, strict=True):
+        assert (after is before) == (before.name != "gamma")
+    # same result as resolving the edited spec through the registry
+    from driftlab.pipeline.static import StaticPipeline
+
+    expected = build_static(
+        spec_with_values(resolved, {"gamma.gamma": np.float32(1.8)}), resolved.camera
+    )
+    np.testing.assert_allclose(StaticPipeline(changed)(raw[0]), expected(raw[0]), atol=1e-6)
+    with pytest.raises(AttackTargetError, match=r"gamma\.gamm"):
+        resolved_with_values(resolved, {"gamma.gamm": np.float32(2.0)})
+    with pytest.raises(AttackTargetError, match=r"gamma\.gamma"):
+        resolved_with_values(resolved, {"gamma.gamma": np.float32(-5.0)})
+    with pytest.raises(AttackTargetError, match=r"gamma\.gamma"):
+        resolved_with_values(resolved, {"gamma.gamma": np.ones(3, np.float32)})
