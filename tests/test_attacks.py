@@ -19,6 +19,7 @@ from driftlab.attacks import (
 from driftlab.attacks.space import spec_with_values
 from driftlab.models.loading import get_task_model
 from driftlab.pipeline import build_static, get_pipeline, resolve
+from driftlab.pipeline.spec import StageConfig
 from driftlab.registry import get_registry
 from driftlab.train import Normalized, TrainConfig, channel_stats, fit
 
@@ -158,25 +159,64 @@ def test_cma_search_on_a_single_scalar_falls_back_to_random(trained):
 
 
 def test_search_works_on_static_only_pipeline(trained):
+    """A pipeline with ``illumination.poisson`` (no differentiable form: the
+    Poisson draw is clipped and quantised) has only the static path: gradient
+    attacks are refused by name and the search attacks it through every
+    declared parameter, rendering with the static form."""
     net, resolved, raw, labels, registry = trained
+    assert registry.get("stages", "illumination.poisson").differentiable is None
     base = get_pipeline("bi,s,ga")
-    stages = [
-        s if s.slot != "denoise" else type(s)(slot="denoise", variant="median") for s in base.stages
-    ]
-    spec = type(base)(name="bi,s,me", stages=stages)
+    dimmer = StageConfig(slot="illumination", variant="poisson", params={"ratio": 0.5})
+    spec = type(base)(name="dim,bi,s,ga", stages=[dimmer, *base.stages])
     static_resolved = resolve(spec, resolved.camera, registry)
     problem = AttackProblem(net, static_resolved, raw[:8], labels[:8], "classification")
-    if problem.differentiable:
-        pytest.skip("median denoise has a differentiable form in this build")
-    with pytest.raises(ValueError, match="needs gradients"):
-        run_attack(registry.get("attacks", "penalty"), problem)
-    result = run_attack(
-        registry.get("attacks", "search"), problem, AttackSettings(steps=1, population=2)
-    )
+    assert not problem.differentiable
     space = problem.space()
+    # static-only: every declared parameter is attackable, not only the nn.Parameter ones
+    assert {"illumination.ratio", "illumination.gain", "illumination.read_noise"} <= set(space.keys)
+    for name in ("penalty", "projected"):
+        with pytest.raises(ValueError, match=r"needs gradients.*illumination\.poisson"):
+            run_attack(registry.get("attacks", name), problem)
+    result = run_attack(
+        registry.get("attacks", "search"),
+        problem,
+        AttackSettings(steps=1, population=2, seed=0),
+        targets=["illumination.ratio", "gamma"],
+    )
+    assert set(result.values) == {"illumination.ratio", "gamma.gamma"}
     for key, value in result.values.items():
         assert space[key].domain.contains(value), key
-    # the static render with replaced values is what build_static gives for that spec
+    assert result.attacked["metric"] <= result.clean["metric"]
+    # the render with replaced values is the static form of that spec, Poisson draw included
     views = problem.render(result.values)
     static = build_static(spec_with_values(static_resolved, result.values), resolved.camera)
     np.testing.assert_allclose(views[0], static(raw[0]), atol=1e-6)
+    # and the dimmed static render really differs from the plain one
+    assert not np.allclose(views[0], build_static(base, resolved.camera)(raw[0]), atol=1e-3)
+
+
+def test_resolved_with_values_replaces_checked_values_without_a_registry(trained):
+    """Replacing values keeps the resolved stages (no registry lookup) and checks
+    each value as resolving would: unknown key, wrong shape and out-of-domain
+    values are refused naming the key."""
+    from driftlab.attacks.space import AttackTargetError, resolved_with_values
+
+    _, resolved, raw, _, _ = trained
+    changed = resolved_with_values(resolved, {"gamma.gamma": np.float32(1.8)})
+    gamma = next(s for s in changed.stages if s.name == "gamma")
+    assert float(gamma.values["gamma"]) == pytest.approx(1.8)
+    for before, after in zip(resolved.stages, changed.stages, strict=True):
+        assert (after is before) == (before.name != "gamma")
+    # same result as resolving the edited spec through the registry
+    from driftlab.pipeline.static import StaticPipeline
+
+    expected = build_static(
+        spec_with_values(resolved, {"gamma.gamma": np.float32(1.8)}), resolved.camera
+    )
+    np.testing.assert_allclose(StaticPipeline(changed)(raw[0]), expected(raw[0]), atol=1e-6)
+    with pytest.raises(AttackTargetError, match=r"gamma\.gamm"):
+        resolved_with_values(resolved, {"gamma.gamm": np.float32(2.0)})
+    with pytest.raises(AttackTargetError, match=r"gamma\.gamma"):
+        resolved_with_values(resolved, {"gamma.gamma": np.float32(-5.0)})
+    with pytest.raises(AttackTargetError, match=r"gamma\.gamma"):
+        resolved_with_values(resolved, {"gamma.gamma": np.ones(3, np.float32)})

@@ -31,9 +31,17 @@ from tests.test_bccd import write_bccd
 REGISTRY = builtin_registry()
 BCCD = SHARED_DATA / "bccd"
 
-# six photographs with one cell of each class: four for training, two held out
-CELLS = [("WBC", 40, 30, 90, 80), ("RBC", 100, 10, 130, 40), ("Platelets", 5, 90, 15, 100)]
-PHOTOS = {f"BloodImage_{k:05d}": CELLS for k in range(6)}
+# six photographs with one cell of each class: four for training, two held out; the cells
+# differ in width from photograph to photograph, so that no crop is a copy of another
+# (a test set holding copies of training crops is refused)
+PHOTOS = {
+    f"BloodImage_{k:05d}": [
+        ("WBC", 40, 30, 90 + k, 80),
+        ("RBC", 100, 10, 130 + k, 40),
+        ("Platelets", 5, 90, 15 + k, 100),
+    ]
+    for k in range(6)
+}
 SPLITS = {"train": [f"BloodImage_{k:05d}" for k in range(4)], "val": ["BloodImage_00004",
                                                                        "BloodImage_00005"]}  # fmt: skip
 BCCD_OPTIONS = {"crop_size": 32, "scale": 0.5}

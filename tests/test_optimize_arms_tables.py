@@ -189,6 +189,21 @@ def test_a_forged_isp_record_is_refused_when_the_report_is_rebuilt(run, tmp_path
         (lambda d: d["final"].update({"gamma.gamma": [2.2, 2.3]}), "other parameters or shapes"),
         (lambda d: d["trajectory"][1]["values"].pop("gamma.gamma"), "epoch 1 holds other"),
         (lambda d: d["initial"].update({"gamma.gamma": "high"}), "not an array of numbers"),
+        (lambda d: d["initial"].update({"gamma.gamma": True}), "not an array of numbers"),
+        (lambda d: d["initial"].update({"gamma.gamma": [[1.0], [1.0, 2.0]]}), "not an array"),
+        (lambda d: d["initial"].update({"gamma.gamma": {"v": 2.2}}), "not an array of numbers"),
+        (lambda d: d.update(intensity=None), "intensity must be a number, got None"),
+        (lambda d: d.update(intensity="1.0"), "intensity must be a number"),
+        (lambda d: d.update(mode=["learned"]), "mode must be a string"),
+        (lambda d: d.update(fold="0"), "fold must be an integer"),
+        (lambda d: d.update(fold=0.0), "fold must be an integer"),
+        (lambda d: d.update(fold=False), "fold must be an integer"),
+        (lambda d: d.update(notes="x"), "unexpected key"),
+        (lambda d: d.update(trajectory={"0": {}}), "trajectory must be a list"),
+        (lambda d: d["trajectory"].__setitem__(1, [1, {}]), "entry 1 must be an object"),
+        (lambda d: d["trajectory"][1].pop("values"), "entry 1 must be an object"),
+        (lambda d: d["trajectory"][1].update(epoch="1"), "entry 1: epoch must be an integer"),
+        (lambda d: d["trajectory"][2].update(values=None), "epoch 2 must be a non-empty"),
     ],
 )
 def test_check_isp_record_refuses_damaged_content(change, match):
@@ -207,3 +222,110 @@ def test_check_isp_record_refuses_damaged_content(change, match):
     change(data)
     with pytest.raises(ValueError, match=match):
         check_isp_record(data, "x.isp.json", intensity=1.0, mode="learned", fold=0, epochs=2)
+
+
+def test_check_isp_record_compares_parameters_with_the_cells_isp():
+    values = {"gamma.gamma": 2.2, "white_balance.gains": [1.0, 1.0, 1.0]}
+    data = {"intensity": 1.0, "mode": "frozen", "fold": 0, "initial": values, "final": values}
+    known = {"gamma.gamma": (), "white_balance.gains": (3,)}
+    check_isp_record(data, "x", intensity=1.0, mode="frozen", fold=0, epochs=2, parameters=known)
+    wanted = r"x: initial holds parameters .*gains \(3,\), but this cell's ISP has .*gains \(4,\)"
+    with pytest.raises(ValueError, match=wanted):
+        check_isp_record(
+            data,
+            "x",
+            intensity=1.0,
+            mode="frozen",
+            fold=0,
+            epochs=2,
+            parameters={"gamma.gamma": (), "white_balance.gains": (4,)},
+        )
+
+
+def _reseal(run_dir, relative: str, key: str, **record_changes) -> None:
+    """Record the new checksum of ``relative`` (and other record fields) in cell ``key``'s
+    record: the forgery is consistent, so only the content checks can catch it."""
+    path = run_dir / relative
+    record_path = run_dir / "cells" / f"{key}.json"
+    record = json.loads(record_path.read_text())
+    record["files"][relative] = hashlib.sha256(path.read_bytes()).hexdigest()
+    record.update(record_changes)
+    record_path.write_text(json.dumps(record))
+
+
+@pytest.fixture
+def copied(run, tmp_path):
+    import shutil
+
+    shutil.copytree(run.run_dir, tmp_path / "copy")
+    return tmp_path / "copy"
+
+
+def test_an_oversized_isp_record_is_refused_before_it_is_parsed(copied):
+    key = "i1__learned__fold0"
+    path = copied / "models" / f"{key}.isp.json"
+    path.write_bytes(path.read_bytes() + b" " * (4 << 20))  # still valid JSON
+    _reseal(copied, f"models/{key}.isp.json", key)
+    with pytest.raises(RunDirError, match=rf"{key}: .*isp.json: \d+ bytes, more than"):
+        rebuild_report(OPTIMIZE, copied, get_registry())
+
+
+def test_an_isp_record_that_is_not_text_or_json_is_refused(copied):
+    key = "i1__frozen__fold1"
+    path = copied / "models" / f"{key}.isp.json"
+    path.write_bytes(b"\xff\xfe{")
+    _reseal(copied, f"models/{key}.isp.json", key)
+    with pytest.raises(RunDirError, match=rf"{key}: .*not UTF-8 text.*delete {key}.json"):
+        rebuild_report(OPTIMIZE, copied, get_registry())
+    path.write_bytes(b'{"intensity": 1.0,')
+    _reseal(copied, f"models/{key}.isp.json", key)
+    with pytest.raises(RunDirError, match=rf"{key}: .*not JSON"):
+        rebuild_report(OPTIMIZE, copied, get_registry())
+
+
+def test_a_renamed_isp_parameter_is_refused_for_the_base_pipeline_arms(copied):
+    key = "i1__frozen-bn__fold0"
+
+    def rename(data):
+        for part in (data["initial"], data["final"]):
+            part["gamma.exponent"] = part.pop("gamma.gamma")
+
+    _forge(copied, key, rename)
+    with pytest.raises(RunDirError, match=rf"{key}: .*gamma.exponent \(\).*this cell's ISP has"):
+        rebuild_report(OPTIMIZE, copied, get_registry())
+
+
+def test_a_learning_arm_without_its_trajectory_is_refused(copied):
+    key = "i1__paper__fold1"
+    _forge(copied, key, lambda d: d.pop("trajectory"))
+    with pytest.raises(RunDirError, match=rf"{key}: .*lacks the trajectory of the 'paper' arm"):
+        rebuild_report(OPTIMIZE, copied, get_registry())
+
+
+def test_an_isp_record_of_another_type_is_refused_with_the_documented_error(copied):
+    key = "i1__learned__fold1"
+    _forge(copied, key, lambda d: d.update(intensity=[1.0]))
+    with pytest.raises(RunDirError, match=rf"{key}: .*intensity must be a number, got \[1.0\]"):
+        rebuild_report(OPTIMIZE, copied, get_registry())
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (
+            lambda rows: rows.assign(fold=1 - rows["fold"]),
+            r"fold\(s\) \[1\], expected 'frozen' and 0",
+        ),
+        (lambda rows: rows.assign(intensity=0.5), r"intensity \[0.5\], expected 1"),
+        (lambda rows: rows.assign(epoch=rows["epoch"].where(rows["epoch"] != 2, 1)), "epochs"),
+        (lambda rows: rows.iloc[:-1], r"3 rows, expected 4"),
+    ],
+)
+def test_rows_that_do_not_belong_to_their_cell_are_refused(copied, edit, match):
+    key = "i1__frozen__fold0"
+    relative = f"cells/{key}.csv"
+    rows = edit(pd.read_csv(copied / relative))
+    rows.to_csv(copied / relative, index=False)
+    _reseal(copied, relative, key, rows=len(rows))
+    with pytest.raises(RunDirError, match=rf"cell {key}: .*{match}.*delete {key}.json"):
+        rebuild_report(OPTIMIZE, copied, get_registry())

@@ -10,8 +10,9 @@ import torch
 from torch import nn
 
 from driftlab.attacks.similarity import mse, ssim
-from driftlab.attacks.space import ParameterSpace, spec_with_values
-from driftlab.pipeline import DifferentiablePipeline, ResolvedPipeline, build_static
+from driftlab.attacks.space import ParameterSpace, resolved_with_values
+from driftlab.pipeline import DifferentiablePipeline, ResolvedPipeline
+from driftlab.pipeline.static import StaticPipeline
 from driftlab.train.losses import task_loss
 from driftlab.train.metrics import accuracy, iou, task_metric_name
 
@@ -147,9 +148,7 @@ class AttackProblem:
                 for i in range(0, len(self.raw), self.batch_size)
             ]
             return np.concatenate(outs).astype(np.float32)
-        static = build_static(
-            spec_with_values(self.resolved, values), self.resolved.camera, seed=self.resolved.seed
-        )
+        static = StaticPipeline(resolved_with_values(self.resolved, values))
         return np.stack([static(r) for r in self.raw]).astype(np.float32)
 
     @torch.no_grad()

@@ -19,7 +19,14 @@ from driftlab.registry import suggest
 if TYPE_CHECKING:
     from driftlab.domains import ParamBounds
 
-__all__ = ["AttackTargetError", "ParameterSpace", "Slot", "select_targets", "spec_with_values"]
+__all__ = [
+    "AttackTargetError",
+    "ParameterSpace",
+    "Slot",
+    "resolved_with_values",
+    "select_targets",
+    "spec_with_values",
+]
 
 
 class AttackTargetError(DriftlabError, ValueError):
@@ -330,3 +337,64 @@ def spec_with_values(
     return PipelineSpec(
         name=name or resolved.name, stages=stages, description=resolved.spec.description
     )
+
+
+def resolved_with_values(
+    resolved: ResolvedPipeline, values: Mapping[str, np.ndarray]
+) -> ResolvedPipeline:
+    """The resolved pipeline with some parameters replaced, without resolving it again.
+
+    The stages keep their declarations (so no registry is looked up), domains,
+    camera and seed; only the named values change, checked as
+    :func:`driftlab.pipeline.resolve.resolve` checks values (declared shape,
+    domain, the stage's own ``check_params``). Equivalent to resolving
+    :func:`spec_with_values` with the registry the pipeline came from.
+
+    Parameters
+    ----------
+    resolved : ResolvedPipeline
+    values : mapping
+        ``{"stage.param": array}`` of the declared shapes; other parameters
+        keep their resolved values.
+
+    Returns
+    -------
+    ResolvedPipeline
+
+    Raises
+    ------
+    AttackTargetError
+        A key names no parameter of the pipeline, or a value is not numeric,
+        has another shape, leaves the parameter's domain or is refused by the
+        stage (the message names the key).
+    """
+    known = {f"{s.name}.{k}" for s in resolved.stages for k in s.values}
+    for key in values:
+        if key not in known:
+            raise AttackTargetError(f"no parameter {key!r}{suggest(key, sorted(known))}")
+    stages = []
+    for s in resolved.stages:
+        changed = {k: v for k, v in s.values.items() if f"{s.name}.{k}" in values}
+        if not changed:
+            stages.append(s)
+            continue
+        new = dict(s.values)
+        for name in changed:
+            key = f"{s.name}.{name}"
+            try:
+                value = s.spec.param(name).coerce(values[key], key)
+            except ValueError as exc:
+                raise AttackTargetError(str(exc)) from None
+            problems = s.domains[name].problems(value)
+            if problems:
+                raise AttackTargetError(
+                    f"{key}: outside its domain {s.domains[name].describe()}: {'; '.join(problems)}"
+                )
+            new[name] = value
+        if s.spec.check_params is not None:
+            try:
+                s.spec.check_params(resolved.context, **new)
+            except ValueError as exc:
+                raise AttackTargetError(f"{s.label}: {exc}") from None
+        stages.append(attrs.evolve(s, values=new))
+    return attrs.evolve(resolved, stages=tuple(stages))

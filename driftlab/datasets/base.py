@@ -110,6 +110,56 @@ class RawDataset(Sequence[Sample]):
         """Split group of every item; by default each item is its own group."""
         return list(self.ids)
 
+    def content_digest(self, index: int) -> str:
+        """Digest of what item ``index`` shows, to find copies of an item under another id.
+
+        The default is :func:`driftlab.cache.raw_digest` of the item's raw
+        mosaic (SHA-256 of its dtype, shape and bytes), so reading it costs
+        one :meth:`load`. Loaders whose mosaics hold noise drawn per item id
+        (a renamed copy would get other noise) digest the noise-free source
+        instead, and wrappers that re-expose a dataset at another light level
+        digest the item of the dataset they wrap; equal digests therefore
+        mean the same source content, whatever the id, light level or noise.
+
+        Parameters
+        ----------
+        index : int
+            ``0 <= index < len(self)``.
+
+        Returns
+        -------
+        str
+            64 hex characters (a loader may prefix its own kind, e.g. ``bccd:``).
+
+        Raises
+        ------
+        DatasetError
+            The item cannot be read (as :meth:`load`).
+        """
+        from driftlab.cache import raw_digest  # the view cache's digest (lazy: no cycle)
+
+        return raw_digest(self[index].raw)
+
+    def recipe_digest(self, index: int) -> str | None:
+        """Digest of how a generated item is made, or None for data read from files.
+
+        Generated datasets return a digest of what determines the item's
+        scene (generator, seed, position, size), so that comparing two
+        generated datasets needs no rendering; two items with equal recipes
+        show the same scene. None (the default) means: compare
+        :meth:`content_digest` instead.
+
+        Parameters
+        ----------
+        index : int
+            ``0 <= index < len(self)``.
+
+        Returns
+        -------
+        str or None
+        """
+        return None
+
     def __getitem__(self, index: int) -> Sample:  # type: ignore[override]
         if not isinstance(index, (int, np.integer)):
             raise TypeError(f"dataset index must be an int, got {type(index).__name__}")

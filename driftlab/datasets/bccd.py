@@ -39,6 +39,7 @@ images when the file itself is bad) are left out and listed in
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -325,6 +326,16 @@ class _BCCDBase(RawDataset):
         raw = linear_to_raw(linear, self.spec.camera, rng=rng, noise=self.noise)
         return raw.astype(np.float32)
 
+    def _window_digest(self, image_index: int, x0: int, y0: int) -> str:
+        """``bccd:`` + SHA-256 of the sRGB window an item is unprocessed from (before the
+        noise, which is drawn per item id), with its geometry."""
+        srgb = np.ascontiguousarray(
+            self._srgb(image_index)[y0 : y0 + self.window, x0 : x0 + self.window]
+        )
+        h = hashlib.sha256(f"{srgb.shape}|{self.size}|".encode())
+        h.update(srgb.tobytes())
+        return f"bccd:{h.hexdigest()}"
+
     def _meta(self, image_index: int, item_id: str, x0: int, y0: int) -> dict[str, Any]:
         image = self.images[image_index]
         return {
@@ -431,6 +442,11 @@ class BCCDCells(_BCCDBase):
         y0 = int(np.clip(round(cy - self.window / 2), 0, image.height - self.window))
         return x0, y0
 
+    def content_digest(self, index: int) -> str:
+        """Digest of the crop's sRGB window (:meth:`_BCCDBase._window_digest`)."""
+        image_index, _ = self._items[index]
+        return self._window_digest(image_index, *self.origin(index))
+
     def load(self, index: int) -> Sample:
         """Crop ``index``: ``(crop_size, crop_size)`` float32 mosaic and class index."""
         image_index, box = self._items[index]
@@ -524,6 +540,11 @@ class BCCDWhiteCells(_BCCDBase):
         image_index, x0, y0 = self._items[index]
         wbc = [b for b in self.images[image_index].boxes if b.label == "WBC"]
         return rasterise_boxes(wbc, x0, y0, self.window, self.size)
+
+    def content_digest(self, index: int) -> str:
+        """Digest of the tile's sRGB window (:meth:`_BCCDBase._window_digest`)."""
+        image_index, x0, y0 = self._items[index]
+        return self._window_digest(image_index, x0, y0)
 
     def load(self, index: int) -> Sample:
         """Tile ``index``: ``(tile_size, tile_size)`` float32 mosaic and uint8 WBC mask."""

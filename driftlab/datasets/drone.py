@@ -5,7 +5,7 @@ Layout of the Zenodo record (DOI 10.5281/zenodo.5235536)::
     drone/
       images_tiles_256/raw_scale100/<frame>_<tile>.tif   256x256 raw tiles with cars
       images_tiles_256/raw_scale075/ ... raw_scale001/   the same tiles at lower light
-      masks_tiles_256/<frame>_<tile>.png                 binary masks, car > 0
+      masks_tiles_256/<frame>_<tile>.png                 binary masks: 0, one value on cars
       images_full/raw_scale100/<frame>.(dng|tif)         12 frames, 3648x5472
       masks_full/<frame>.png                             their masks
 

@@ -28,6 +28,7 @@ and of the process.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -384,6 +385,17 @@ class EmbeddedDataset(RawDataset):
             self._rng("scene", index),
             self._rng("group", group),
         )
+
+    def recipe_digest(self, index: int) -> str:
+        """SHA-256 of what fixes item ``index``'s scene: the scene generator, dataset name,
+        seed, index and size (not the camera or light level, which only change how the
+        same scene is captured); no rendering."""
+        if not 0 <= int(index) < self.n_items:
+            raise IndexError(f"index {index} out of range for {self.spec.name}")
+        fn = self._scene_fn
+        maker = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', repr(fn))}"
+        text = f"embedded|{maker}|{self.spec.name}|{self.seed}|{int(index)}|{self.size}"
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def load(self, index: int) -> Sample:
         """Render item ``index``: ``(size, size)`` float32 mosaic, target and metadata."""

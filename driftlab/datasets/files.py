@@ -285,8 +285,22 @@ def _read_mask_array(path: Path) -> np.ndarray:
         return np.asarray(image)
 
 
+def _distinct(values: np.ndarray, limit: int = 5) -> str:
+    """The first ``limit`` distinct values (or colours) of a small sample, for messages."""
+    sample = np.unique(values[: 1 << 16], axis=0)
+    shown = [v.tolist() if isinstance(v, np.ndarray) else v.item() for v in sample[:limit]]
+    return ", ".join(map(str, shown)) + (" ..." if len(sample) > limit else "")
+
+
 def read_mask(path: str | Path) -> np.ndarray:
     """Read a binary segmentation mask.
+
+    A mask stores the background as 0 and the object class as **one**
+    non-zero value (1 for index masks, 255 for 8-bit images, ``True`` for
+    1-bit PNGs) or, in a colour image, one non-black colour. Masks with two
+    or more distinct non-zero values or colours (a multi-class mask, an
+    anti-aliased edge, a Pascal VOC palette with its 255 border) are refused
+    rather than merged into the object class; there is no ignore index.
 
     Parameters
     ----------
@@ -298,15 +312,16 @@ def read_mask(path: str | Path) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        ``(H, W)`` uint8, 1 where any channel is > 0 (the object class, e.g.
-        car), 0 elsewhere.
+        ``(H, W)`` uint8 class indices: 1 on the object, 0 elsewhere.
 
     Raises
     ------
     DatasetError
         Missing, corrupt or truncated file, a TIFF or ``.npy`` declaring more
-        than :data:`driftlab.io.raw.MAX_RAW_BYTES`, or an array that is not
-        2-D or ``(H, W, C)``.
+        than :data:`driftlab.io.raw.MAX_RAW_BYTES`, an array that is not
+        2-D or ``(H, W, C)``, negative or NaN values, or more than one
+        distinct object value or colour (the message names the file and the
+        values found).
     """
     path = Path(path)
     if not path.is_file():
@@ -321,13 +336,29 @@ def read_mask(path: str | Path) -> np.ndarray:
         ) from exc
     if array.ndim == 3 and array.shape[2] in (2, 4):
         array = array[..., :-1]  # drop alpha
-    if array.ndim == 3:
-        array = np.any(array > 0, axis=2)
-    if array.ndim != 2 or array.size == 0:
+    if array.ndim not in (2, 3) or array.size == 0 or array.dtype.kind not in "biuf":
         raise DatasetError(
-            f"{path}: expected a 2-D mask (or an (H, W, C) image), got shape {array.shape}"
+            f"{path}: expected a 2-D mask (or an (H, W, C) image) of numbers, got "
+            f"{array.dtype} of shape {array.shape}"
         )
-    return (np.asarray(array) > 0).astype(np.uint8)
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        raise DatasetError(f"{path}: mask holds NaN or Inf")
+    if array.dtype.kind in "if" and array.min() < 0:
+        raise DatasetError(
+            f"{path}: mask holds negative values (lowest {array.min()}); expected 0 for the "
+            "background and one non-negative object value"
+        )
+    on = np.any(array > 0, axis=2) if array.ndim == 3 else array > 0
+    objects = array[on]  # (K,) values or (K, C) colours of the object pixels
+    if len(objects) and np.any(objects != objects[0]):
+        what = "colours" if array.ndim == 3 else "values"
+        raise DatasetError(
+            f"{path}: mask holds more than one non-zero {what[:-1]} ({_distinct(objects)}); a "
+            "mask of the 2 classes background, object holds 0 and one object value (e.g. 1 or "
+            "255) or one colour; multi-class or anti-aliased masks are not read: threshold "
+            "them to one value first"
+        )
+    return on.astype(np.uint8)
 
 
 class FileRawDataset(RawDataset):
@@ -354,7 +385,13 @@ class FileRawDataset(RawDataset):
     Raises
     ------
     DatasetError
-        Duplicate ids, or no item left.
+        Duplicate ids, a segmentation declaration with fewer than 2
+        classes, or no item left; and (without ``problems.skip_bad``) a
+        classification item whose label is not a class index in
+        ``0 .. len(spec.classes) - 1`` or a segmentation item without a mask,
+        naming the raw file and the label file and line when known (with
+        ``skip_bad`` such items are left out and reported in
+        :attr:`skipped`).
     """
 
     def __init__(
@@ -367,6 +404,11 @@ class FileRawDataset(RawDataset):
         extra_meta: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(spec, intensity)
+        if spec.task == "segmentation" and len(spec.classes) < 2:
+            raise DatasetError(
+                f"{spec.name}: a mask dataset needs the classes background and object, got "
+                f"{list(spec.classes)}"
+            )
         self.read = read
         self.extra_meta = dict(extra_meta or {})
         problems = problems if problems is not None else Problems(skip_bad=False)
@@ -378,7 +420,7 @@ class FileRawDataset(RawDataset):
                     f"{item.path}"
                 )
             seen[item.id] = item.path
-        self.items: list[RawItem] = list(items)
+        self.items: list[RawItem] = [i for i in items if self._target_ok(i, spec, problems)]
         self.verified = problems.skip_bad
         if self.verified:
             self.items = [item for item in self.items if self._readable(item, problems)]
@@ -387,6 +429,32 @@ class FileRawDataset(RawDataset):
         if not self.items:
             detail = f"; {summarise_skipped(self.skipped)}" if self.skipped else ""
             raise DatasetError(f"{spec.name}: no usable items at intensity {intensity}{detail}")
+
+    @staticmethod
+    def _target_ok(item: RawItem, spec: DatasetSpec, problems: Problems) -> bool:
+        """Whether ``item`` has the target its task needs, in the class range."""
+        n = len(spec.classes)
+        source = (
+            f" ({item.extra['label_file']}:{item.extra['label_line']})"
+            if "label_file" in item.extra and "label_line" in item.extra
+            else ""
+        )
+        if spec.task == "classification":
+            label = item.label
+            if label is None or isinstance(label, bool) or not isinstance(label, (int, np.integer)):
+                problems.bad(f"{item.path}: expected an integer class index, got {label!r}{source}")
+                return False
+            if not 0 <= int(label) < n:
+                problems.bad(
+                    f"{item.path}: class index {int(label)} outside 0..{n - 1} of the {n} classes "
+                    f"of {spec.name} ({', '.join(spec.classes)}){source}"
+                )
+                return False
+            return True
+        if item.mask_path is None:
+            problems.bad(f"{item.path}: segmentation item without a mask")
+            return False
+        return True
 
     def _readable(self, item: RawItem, problems: Problems) -> bool:
         try:
@@ -473,6 +541,20 @@ class FileRawDataset(RawDataset):
             )
         meta["mask_path"] = str(item.mask_path)
         return Sample(frame.raw, mask, meta)
+
+    def content_digest(self, index: int) -> str:
+        """:func:`driftlab.cache.raw_digest` of item ``index``'s decoded raw mosaic (the
+        mask is not read): a copy under another name or in another file format has the
+        same digest.
+
+        Raises
+        ------
+        DatasetError
+            As :meth:`read_raw`.
+        """
+        from driftlab.cache import raw_digest
+
+        return raw_digest(self.read_raw(self.items[index]).raw)
 
     def load(self, index: int) -> Sample:
         """Read item ``index``: raw ``(H, W)`` float32 in [0, 1] and its target.

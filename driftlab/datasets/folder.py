@@ -108,6 +108,9 @@ def _stem_index(files: list[Path], problems: Problems) -> dict[str, Path]:
     return index
 
 
+_INDEX = re.compile(r"^[+-]?\d+$")
+
+
 def read_labels_csv(
     path: Path,
     files: Mapping[str, Path],
@@ -116,6 +119,17 @@ def read_labels_csv(
     problems: Problems,
 ) -> tuple[list[tuple[Path, str, int]], tuple[str, ...]]:
     """Parse a ``file,label`` CSV.
+
+    A label is a class name or, when it is a decimal integer, possibly a
+    class index:
+
+    * with ``classes`` given, a label that is one of the names is that class;
+      any other integer label is an index into ``classes`` and must lie in
+      ``0 .. len(classes) - 1``;
+    * without ``classes``, when every label is an integer the classes are the
+      distinct integers in numeric order (``2`` before ``10``; their names
+      are the labels as written) and a negative one is refused; otherwise
+      every label is a name and the classes are the sorted distinct names.
 
     Parameters
     ----------
@@ -128,10 +142,11 @@ def read_labels_csv(
     folder : pathlib.Path
         Folder the ``file`` entries are relative to.
     classes : sequence of str or None
-        Allowed class names in index order; None: the sorted distinct labels.
+        Allowed class names in index order; None: derived from the labels
+        as above.
     problems : Problems
-        Receives malformed rows, unknown files or classes, duplicates (with
-        CSV line numbers).
+        Receives malformed rows, unknown files or classes, class indices
+        out of range, duplicates (with CSV line numbers).
 
     Returns
     -------
@@ -143,7 +158,7 @@ def read_labels_csv(
     ------
     DatasetError
         Unreadable CSV, missing columns, no valid row, or (without
-        ``skip_bad``) the first bad row.
+        ``skip_bad``) the first bad row, naming the CSV file and line.
     """
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -174,17 +189,47 @@ def read_labels_csv(
             problems.bad(f"{path}:{number}: raw file {target} not found")
             continue
         if classes is not None and label not in classes:
-            problems.bad(f"{path}:{number}: unknown class {label!r}; classes: {', '.join(classes)}")
-            continue
+            if not _INDEX.match(label):
+                problems.bad(
+                    f"{path}:{number}: unknown class {label!r}; classes: {', '.join(classes)}"
+                )
+                continue
+            index = int(label)
+            if not 0 <= index < len(classes):
+                problems.bad(
+                    f"{path}:{number}: class index {index} outside 0..{len(classes) - 1} of the "
+                    f"{len(classes)} classes ({', '.join(classes)})"
+                )
+                continue
+            label = classes[index]
         if raw in first:
             problems.bad(f"{path}:{number}: {raw.name} is labelled again (first on line "
                          f"{first[raw]})")  # fmt: skip
             continue
         first[raw] = number
         rows.append((raw, label, number))
+    if classes is None and rows and all(_INDEX.match(r[1]) for r in rows):
+        kept = []
+        for row in rows:
+            if int(row[1]) < 0:
+                problems.bad(
+                    f"{path}:{row[2]}: class index {row[1]} is negative; integer labels are "
+                    "class indices 0, 1, ..."
+                )
+                continue
+            kept.append(row)
+        rows = kept
+        by_value = {int(r[1]): r[1] for r in rows}
+        names = tuple(by_value[v] for v in sorted(by_value))
+        if len(by_value) != len({r[1] for r in rows}):  # e.g. "1" and "01"
+            raise DatasetError(
+                f"{path}: integer labels written in several ways for one class "
+                f"({', '.join(sorted({r[1] for r in rows}))}); write each index once"
+            )
+    else:
+        names = tuple(classes) if classes is not None else tuple(sorted({r[1] for r in rows}))
     if not rows:
         raise DatasetError(f"{path}: no valid label rows")
-    names = tuple(classes) if classes is not None else tuple(sorted({r[1] for r in rows}))
     return rows, names
 
 
@@ -339,15 +384,19 @@ def open_folder(
         CSV with columns ``file,label``: a classification dataset of the
         listed files (``file`` relative to ``images_dir`` or a bare stem).
     masks_dir : str or Path, optional
-        Folder of masks (PNG/TIFF/BMP/.npy, object > 0) named like the raw
-        files: a segmentation dataset. Exactly one of the two is required.
+        Folder of masks (PNG/TIFF/BMP/.npy: 0 background, one object value
+        such as 1 or 255, see :func:`~driftlab.datasets.files.read_mask`)
+        named like the raw files: a segmentation dataset. Exactly one of the
+        two is required.
     classes : sequence of str or str, optional
-        Class names in index order (labels outside are errors), or the path
-        (relative to ``data_root``) of a text file with one name per line.
-        Give the training set's classes when opening a test folder so that
-        a class missing from it keeps its number. Default: the sorted
-        distinct CSV labels (a note in ``dataset.notes`` lists the
-        numbering), or ``("background", "object")``.
+        Class names in index order (other labels are errors, except integer
+        labels, which index this list and must lie in ``0 .. N - 1``), or
+        the path (relative to ``data_root``) of a text file with one name per
+        line. Give the training set's classes when opening a test folder so
+        that a class missing from it keeps its number. Default: the distinct
+        CSV labels, integers in numeric order (negative ones refused) or else
+        names sorted (a note in ``dataset.notes`` lists the numbering), or
+        ``("background", "object")``.
     images_dir : str or Path
         Folder of the raw files, relative to ``data_root`` (default: itself).
     pattern : str
@@ -390,7 +439,9 @@ def open_folder(
     DatasetError
         Missing or conflicting options, empty folder, headerless files
         without geometry, unknown camera profile, or (without ``skip_bad``)
-        the first bad CSV row, missing mask or unreadable file.
+        the first bad CSV row (unknown class, class index out of range ...),
+        missing mask or unreadable file (a mask with more than one object
+        value when its item is read), naming the file and line.
     """
     if abs(float(intensity) - 1.0) > 1e-9:
         raise DatasetError(
@@ -445,7 +496,8 @@ def open_folder(
         rows, names = read_labels_csv(csv_path, index, folder, wanted, problems)
         if wanted is None:
             problems.note(
-                f"classes numbered from the sorted labels of {csv_path.name}: "
+                f"classes numbered from the sorted labels of {csv_path.name} (integers by "
+                "value, else names alphabetically): "
                 + ", ".join(f"{k}={name}" for k, name in enumerate(names))
                 + "; pass the option classes (a list or a file of names) to fix the numbering, "
                 "e.g. for a test set that lacks a class"
@@ -540,8 +592,8 @@ RAW_FOLDER = DatasetSpec(
     reference="user data",
     options={
         "labels_csv": "CSV with columns file,label (classification)",
-        "masks_dir": "folder of masks named like the raw files, object > 0 (segmentation)",
-        "classes": "class names in index order, or a file of names (default: sorted CSV labels)",
+        "masks_dir": "masks named like the raw files, 0 and one object value (segmentation)",
+        "classes": "class names in index order (integer labels index it), or a file of names",
         "images_dir": "folder of raw files relative to the data root (default: the root)",
         "pattern": "glob for raw files (default '*'; '**/*' recurses)",
         "shape": "[H, W] of headerless .raw files and of every item",

@@ -139,6 +139,15 @@ class SimulatedIntensity(RawDataset):
     def groups(self) -> list[str]:
         return self.base.groups
 
+    def content_digest(self, index: int) -> str:
+        """The base item's :meth:`~RawDataset.content_digest`: the re-exposure (and its
+        noise, drawn per item id) is not content."""
+        return self.base.content_digest(index)
+
+    def recipe_digest(self, index: int) -> str | None:
+        """The base item's :meth:`~RawDataset.recipe_digest`."""
+        return self.base.recipe_digest(index)
+
     def load(self, index: int) -> Sample:
         """Item ``index`` of the base dataset, re-exposed.
 

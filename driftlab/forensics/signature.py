@@ -46,7 +46,7 @@ from driftlab.forensics.envelope import (
 )
 from driftlab.forensics.plan import ForensicsPlan
 from driftlab.forensics.validate import SCHEMA_ID, validate_signature
-from driftlab.registry import Registry, get_registry
+from driftlab.registry import Registry
 
 __all__ = [
     "SCHEMA_ID",
@@ -283,7 +283,7 @@ def build_signature(
     plan: ForensicsPlan,
     clean: float | None = None,
     *,
-    registry: Registry | None = None,
+    registry: Registry,
     **settings: Any,
 ) -> dict[str, Any]:
     """Cross-fitted signature of ``plan``'s model on its items and base pipeline.
@@ -294,7 +294,9 @@ def build_signature(
         ``model_info`` and ``data_info`` (``data_info["ids"]``: item ids).
     clean : float, optional
         Accepted for compatibility; the clean metric is recomputed.
-    registry : Registry, optional
+    registry : Registry
+        The plugin registry the plan was built with (its stages and attacks);
+        required, passed on to :func:`signature_from_problem`.
     **settings
         ``threshold``, ``points``, ``refine``, ``steps``, ``tolerance``,
         ``seed``, ``confidence``, ``resamples``, ``shrink_steps``,
@@ -306,7 +308,7 @@ def build_signature(
         metric=plan.metric,
         model_info=plan.model_info,
         data_info=plan.data_info,
-        registry=registry or get_registry(),
+        registry=registry,
         **settings,
     )
 

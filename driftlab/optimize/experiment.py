@@ -20,20 +20,14 @@ from driftlab.engine.planning import data_fingerprint, held_out_manifest
 from driftlab.engine.progress import Progress
 from driftlab.engine.rundir import CellRecord, RunDir
 from driftlab.engine.skeleton import Outcome, Prepared
-from driftlab.naming import cell_key
 from driftlab.optimize.config import OptimizeConfig
 from driftlab.optimize.miscalibration import miscalibrate_mosaics
 from driftlab.optimize.outcome import optimization_outcome
-from driftlab.optimize.plan import OptimizePlan, plan_optimization
+from driftlab.optimize.plan import OptimizePlan, optimize_key, plan_optimization
 from driftlab.optimize.trainer import RESULT_COLUMNS, OptimizeJob, optimize_cell
 from driftlab.registry import Registry
 
 __all__ = ["OPTIMIZE", "OptimizeExperiment", "optimize_key"]
-
-
-def optimize_key(intensity: float, mode: str, fold: int) -> str:
-    """Key of a cell, e.g. ``i0.05__learned__fold1``."""
-    return cell_key(f"i{intensity:g}", mode, f"fold{fold}")
 
 
 class OptimizeExperiment:

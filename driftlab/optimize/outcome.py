@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ import pandas as pd
 from driftlab.engine.rundir import CellRecord, RunDir
 from driftlab.engine.skeleton import Outcome
 from driftlab.errors import RunDirError
+from driftlab.optimize.config import LEARNING_MODES
 from driftlab.optimize.plan import OptimizePlan
 from driftlab.optimize.report import build_report
 from driftlab.optimize.summary import (
@@ -54,29 +56,150 @@ def _json_ready(value: Any) -> Any:
     return value
 
 
+ISP_RECORD_BASE_BYTES = 1 << 20
+"""An ``isp.json`` may hold at most this many bytes plus :data:`ISP_RECORD_EPOCH_BYTES`
+per recorded epoch."""
+ISP_RECORD_EPOCH_BYTES = 256 << 10
+"""Allowance per trajectory entry (room for several thousand numbers as written)."""
+NO_ISP_MODES = ("raw",)
+"""Arms without an ISP (and so without an ``isp.json``)."""
+PIPELINE_MODES = ("frozen", "frozen-bn", "learned")
+"""Arms whose ISP is the base pipeline: their ``isp.json`` holds its learnable parameters."""
+
+
+def _redo(key: str) -> str:
+    return f"delete {key}.json in the run's cells folder to compute the cell again"
+
+
+def _check_rows(
+    plan: OptimizePlan, record: CellRecord, identity: tuple[float, str, int] | None
+) -> tuple[float, str, int]:
+    """Refuse rows that are not what the cell ``record.key`` writes.
+
+    The cell's rows must hold its own intensity, mode and fold, and exactly
+    one row per recorded metric (the task metric and ``train_loss``) at every
+    evaluation epoch (:meth:`OptimizePlan.evaluation_epochs`); an
+    optimisation cell stores no per-item arrays.
+
+    Returns
+    -------
+    (intensity, mode, fold)
+        The cell's identity (``identity`` itself, known not to be None).
+
+    Raises
+    ------
+    RunDirError
+        Naming the cell, what differs and how to recompute it.
+    """
+    key = record.key
+    if identity is None:
+        raise RunDirError(f"cell {key}: not a cell of this run's plan; {_redo(key)}")
+    intensity, mode, fold = identity
+    rows = record.rows
+    if record.arrays:
+        raise RunDirError(
+            f"cell {key}: holds per-item arrays {sorted(record.arrays)}, but an optimisation "
+            f"cell stores none; {_redo(key)}"
+        )
+    epochs = plan.evaluation_epochs()
+    expected = {(e, m) for e in epochs for m in (plan.metric, "train_loss")}
+    problem = None
+    if len(rows) != len(expected):
+        problem = f"{len(rows)} rows, expected {len(expected)} (2 metrics x epochs {epochs})"
+    elif not np.allclose(rows["intensity"].to_numpy(float), intensity, rtol=0, atol=1e-12):
+        problem = f"rows of intensity {sorted(set(rows['intensity']))}, expected {intensity:g}"
+    elif set(rows["mode"]) != {mode} or set(rows["fold"]) != {fold}:
+        problem = (
+            f"rows of mode(s) {sorted(set(rows['mode']))} and fold(s) "
+            f"{sorted(set(rows['fold']))}, expected {mode!r} and {fold}"
+        )
+    elif {(int(e), str(m)) for e, m in zip(rows["epoch"], rows["metric"], strict=True)} != (
+        expected
+    ):
+        problem = (
+            f"rows for epochs {sorted(set(rows['epoch']))} and metrics "
+            f"{sorted(set(rows['metric']))}, expected epochs {epochs} and metrics "
+            f"{plan.metric!r}, 'train_loss', one row each"
+        )
+    if problem is not None:
+        raise RunDirError(f"cell {key}: {problem}; {_redo(key)}")
+    return identity
+
+
+def _read_isp_json(path: Path, epochs: int) -> object:
+    """Parse an ``isp.json`` after checking its size (see :data:`ISP_RECORD_BASE_BYTES`).
+
+    Raises
+    ------
+    ValueError
+        Larger than the limit, not UTF-8 or not JSON (the message names the file).
+    OSError
+        Unreadable.
+    """
+    limit = ISP_RECORD_BASE_BYTES + (epochs + 1) * ISP_RECORD_EPOCH_BYTES
+    size = path.stat().st_size
+    if size > limit:
+        raise ValueError(
+            f"{path}: {size} bytes, more than the {limit} bytes an ISP record of {epochs} "
+            "epochs may hold"
+        )
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not JSON ({exc})") from None
+
+
 def _isp_records(plan: OptimizePlan, records: list[CellRecord]) -> dict[str, dict[str, Any]]:
-    """Every cell's ``isp.json``, checked against the cell it belongs to."""
+    """Every cell's rows (:func:`_check_rows`) and ``isp.json``, checked against the cell
+    they belong to.
+
+    Returns
+    -------
+    dict
+        ``{cell key: checked isp.json content}`` of every cell with an ISP.
+
+    Raises
+    ------
+    RunDirError
+        Rows or an ``isp.json`` that do not belong to their cell, an
+        ``isp.json`` missing from an ISP arm (or present for the raw arm), too
+        large, unreadable or malformed (naming the cell, the file and the
+        field).
+    """
+    identities = plan.cell_identities()
+    epochs = plan.config.training.epochs
+    parameters = {k: tuple(v.shape) for k, v in plan.isp.start.items()}
     out: dict[str, dict[str, Any]] = {}
     for record in records:
+        intensity, mode, fold = _check_rows(plan, record, identities.get(record.key))
         path = record.files.get("isp.json")
+        if (path is None) != (mode in NO_ISP_MODES):
+            state = "has no" if path is None else "has an"
+            raise RunDirError(f"cell {record.key}: the {mode!r} arm {state} isp.json; "
+                              f"{_redo(record.key)}")  # fmt: skip
         if path is None:
             continue
-        first = record.rows.iloc[0]
         try:
-            data = json.loads(path.read_text())
-            out[record.key] = check_isp_record(
-                data,
+            data = check_isp_record(
+                _read_isp_json(path, epochs),
                 str(path),
-                intensity=float(first["intensity"]),
-                mode=str(first["mode"]),
-                fold=int(first["fold"]),
-                epochs=plan.config.training.epochs,
+                intensity=intensity,
+                mode=mode,
+                fold=fold,
+                epochs=epochs,
+                parameters=parameters if mode in PIPELINE_MODES else None,
             )
         except (OSError, ValueError) as exc:
+            raise RunDirError(f"cell {record.key}: {exc}; {_redo(record.key)}") from None
+        if ("trajectory" in data) != (mode in LEARNING_MODES):
+            state = "lacks" if mode in LEARNING_MODES else "has"
             raise RunDirError(
-                f"cell {record.key}: {exc}; delete {record.key}.json in the run's cells folder "
-                "to compute the cell again"
-            ) from None
+                f"cell {record.key}: {path} {state} the trajectory of the {mode!r} arm; "
+                f"{_redo(record.key)}"
+            )
+        out[record.key] = data
     return out
 
 
@@ -107,12 +230,14 @@ def optimization_outcome(plan: OptimizePlan, run: RunDir, records: list[CellReco
     Raises
     ------
     RunDirError
-        An ``isp.json`` that is unreadable or does not belong to its cell.
+        A cell's rows or ``isp.json`` that do not belong to it, or an
+        ``isp.json`` that is too large, unreadable or malformed
+        (:func:`_isp_records`); the message says how to recompute the cell.
     """
     tr = plan.config.training
     sm = plan.config.summary
-    results = pd.concat([r.rows for r in records], ignore_index=True)[list(RESULT_COLUMNS)]
     isp = _isp_records(plan, records)
+    results = pd.concat([r.rows for r in records], ignore_index=True)[list(RESULT_COLUMNS)]
     table = summary_table(results, plan.metric, tr.summary_last)
     curves = learning_curves(results, plan.metric)
     differences = paired_differences(

@@ -27,13 +27,19 @@ from driftlab.engine.planning import (
 )
 from driftlab.errors import ConfigError
 from driftlab.models.base import TaskModelSpec
+from driftlab.naming import cell_key
 from driftlab.optimize.config import ISP_MODES, OptimizeConfig
 from driftlab.optimize.ispsetup import IspSetup, plan_isp
 from driftlab.pipeline import PipelineSpec, SpecError, build_differentiable
 from driftlab.registry import Registry
 from driftlab.train.metrics import task_metric_name
 
-__all__ = ["OptimizePlan", "plan_optimization"]
+__all__ = ["OptimizePlan", "optimize_key", "plan_optimization"]
+
+
+def optimize_key(intensity: float, mode: str, fold: int) -> str:
+    """Key of a cell, e.g. ``i0.05__learned__fold1``."""
+    return cell_key(f"i{intensity:g}", mode, f"fold{fold}")
 
 
 @attrs.frozen
@@ -90,6 +96,21 @@ class OptimizePlan:
     @property
     def modes(self) -> list[str]:
         return list(self.config.training.modes)
+
+    def cell_identities(self) -> dict[str, tuple[float, str, int]]:
+        """``{cell key: (intensity, mode, fold)}`` of every cell of the run."""
+        return {
+            optimize_key(i, m, f.index): (float(i), m, int(f.index))
+            for i in self.datasets
+            for m in self.modes
+            for f in self.folds
+        }
+
+    def evaluation_epochs(self) -> list[int]:
+        """Epochs at which every cell records its metric: multiples of ``eval_every`` and
+        the last epoch (1-based, ascending)."""
+        tr = self.config.training
+        return [e for e in range(1, tr.epochs + 1) if e % tr.eval_every == 0 or e == tr.epochs]
 
 
 def plan_optimization(config: OptimizeConfig, registry: Registry) -> OptimizePlan:

@@ -415,8 +415,30 @@ def isp_change_summary(trajectory: pd.DataFrame) -> pd.DataFrame:
     return out[columns]
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _numbers(value: object, where: str, depth: int = 0) -> None:
+    """Refuse anything but a number or nested lists of numbers (JSON booleans included)."""
+    if _is_number(value):
+        return
+    if isinstance(value, list) and depth < 8:
+        for item in value:
+            _numbers(item, where, depth + 1)
+        return
+    raise ValueError(f"{where} is not an array of numbers")
+
+
 def check_isp_record(
-    data: object, where: str, *, intensity: float, mode: str, fold: int, epochs: int
+    data: object,
+    where: str,
+    *,
+    intensity: float,
+    mode: str,
+    fold: int,
+    epochs: int,
+    parameters: Mapping[str, tuple[int, ...]] | None = None,
 ) -> dict[str, Any]:
     """Check the content of one ``isp.json`` before it is summarised.
 
@@ -429,6 +451,10 @@ def check_isp_record(
     intensity, mode, fold : the cell it must belong to.
     epochs : int
         Training epochs: a learning cell's trajectory holds epochs 0..epochs.
+    parameters : mapping of str to tuple of int, optional
+        The ``"stage.param"`` names and shapes the cell's ISP has (known for
+        the arms built on the base pipeline); None accepts any names as long
+        as they are the same everywhere in the record.
 
     Returns
     -------
@@ -438,8 +464,11 @@ def check_isp_record(
     Raises
     ------
     ValueError
-        Missing or extra keys, another cell's identity, a trajectory with
-        missing epochs, parameters whose names or shapes change, or
+        Missing or extra keys, a field of the wrong type (``intensity`` not a
+        number, ``mode`` not a string, ``fold`` or an epoch not an integer,
+        a parameter that is not a number or nested lists of numbers),
+        another cell's identity, a trajectory with missing epochs, parameters
+        whose names or shapes change or differ from ``parameters``, or
         non-finite values; the message names ``where``.
     """
     if not isinstance(data, dict):
@@ -447,6 +476,15 @@ def check_isp_record(
     for key in ("intensity", "mode", "fold", "initial", "final"):
         if key not in data:
             raise ValueError(f"{where}: missing {key!r}")
+    extra = sorted(set(data) - {"intensity", "mode", "fold", "initial", "final", "trajectory"})
+    if extra:
+        raise ValueError(f"{where}: unexpected key(s) {', '.join(map(repr, extra))}")
+    if not _is_number(data["intensity"]):
+        raise ValueError(f"{where}: intensity must be a number, got {data['intensity']!r}")
+    if not isinstance(data["mode"], str):
+        raise ValueError(f"{where}: mode must be a string, got {data['mode']!r}")
+    if not isinstance(data["fold"], int) or isinstance(data["fold"], bool):
+        raise ValueError(f"{where}: fold must be an integer, got {data['fold']!r}")
     if (float(data["intensity"]), data["mode"], data["fold"]) != (intensity, mode, fold):
         raise ValueError(
             f"{where}: belongs to intensity {data['intensity']}, mode {data['mode']!r}, fold "
@@ -458,9 +496,10 @@ def check_isp_record(
             raise ValueError(f"{where}: {label} must be a non-empty object of parameters")
         out = {}
         for name, value in mapping.items():
+            _numbers(value, f"{where}: {label}[{name!r}]")
             try:
                 array = np.asarray(value, dtype=np.float64)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError):  # ragged nested lists
                 raise ValueError(f"{where}: {label}[{name!r}] is not an array of numbers") from None
             if not np.all(np.isfinite(array)):
                 raise ValueError(f"{where}: {label}[{name!r}] holds NaN or Inf")
@@ -469,6 +508,11 @@ def check_isp_record(
 
     initial = values(data["initial"], "initial")
     shapes = {k: v.shape for k, v in initial.items()}
+    if parameters is not None and shapes != {k: tuple(v) for k, v in parameters.items()}:
+        raise ValueError(
+            f"{where}: initial holds parameters {_describe_shapes(shapes)}, but this cell's ISP "
+            f"has {_describe_shapes(parameters)}"
+        )
 
     def same(found: dict[str, np.ndarray], label: str) -> None:
         if {k: v.shape for k, v in found.items()} != shapes:
@@ -479,9 +523,22 @@ def check_isp_record(
         trajectory = data["trajectory"]
         if not isinstance(trajectory, list):
             raise ValueError(f"{where}: trajectory must be a list")
-        found = [e.get("epoch") if isinstance(e, dict) else None for e in trajectory]
+        for k, entry in enumerate(trajectory):
+            if not isinstance(entry, dict) or set(entry) != {"epoch", "values"}:
+                raise ValueError(
+                    f"{where}: trajectory entry {k} must be an object with 'epoch' and 'values'"
+                )
+            epoch = entry["epoch"]
+            if not isinstance(epoch, int) or isinstance(epoch, bool):
+                raise ValueError(f"{where}: trajectory entry {k}: epoch must be an integer")
+        found = [entry["epoch"] for entry in trajectory]
         if found != list(range(epochs + 1)):
             raise ValueError(f"{where}: trajectory epochs {found}, expected 0..{epochs}")
         for entry in trajectory:
-            same(values(entry.get("values"), f"epoch {entry['epoch']}"), f"epoch {entry['epoch']}")
+            label = f"epoch {entry['epoch']}"
+            same(values(entry["values"], label), label)
     return data
+
+
+def _describe_shapes(shapes: Mapping[str, tuple[int, ...]]) -> str:
+    return ", ".join(f"{k} {tuple(v)}" for k, v in sorted(shapes.items())) or "none"
