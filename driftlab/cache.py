@@ -68,6 +68,7 @@ __all__ = [
     "camera_digest",
     "code_version",
     "raw_digest",
+    "render_identity",
 ]
 
 MAGIC = b"DLVIEW1\n"
@@ -157,6 +158,36 @@ def code_version(pipeline: StaticPipeline | ResolvedPipeline) -> str:
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return f"{driftlab.__version__}+{h.hexdigest()[:16]}"
+
+
+def render_identity(
+    camera: CameraParams, pipelines: Sequence[StaticPipeline | ResolvedPipeline]
+) -> dict[str, str]:
+    """Run-identity entries for what renders a run's views beside its declarations.
+
+    A pipeline's fingerprint covers its declaration only; the camera the
+    views are rendered for and the code that renders them change every view
+    too. Experiments add these entries to their run identity, so a resumed run
+    whose camera or rendering code changed recomputes its cells instead of
+    reusing results of other views.
+
+    Parameters
+    ----------
+    camera : CameraParams
+        The camera every pipeline is built for.
+    pipelines : sequence of StaticPipeline or ResolvedPipeline
+        Every pipeline the run renders (resolved for ``camera``).
+
+    Returns
+    -------
+    dict
+        ``{"camera.sha256": camera_digest(camera), "render.code": version}``,
+        ``version`` being :func:`code_version` of each pipeline joined in
+        order (one entry per distinct version, so a run of pipelines of
+        built-in stages has one).
+    """
+    versions = list(dict.fromkeys(code_version(p) for p in pipelines))
+    return {"camera.sha256": camera_digest(camera), "render.code": " ".join(versions)}
 
 
 @attrs.frozen

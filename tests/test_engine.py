@@ -532,3 +532,34 @@ def test_report_rebuild_refuses_a_run_whose_identity_changed(reference, tmp_path
     config.write_text(config.read_text().replace("epochs = 1", "epochs = 7"))
     with pytest.raises(RunDirError, match=r"no longer match.*training.epochs: 1 -> 7"):
         rebuild_report(run)
+
+
+def test_identity_follows_the_camera_and_the_rendering_code(plugin, tmp_path):
+    """Cells are reused only for the same views: a changed camera declaration or an
+    edited stage module changes the run identity even when the config is the same."""
+    import attrs
+
+    from driftlab.synthesis.config import SynthesisConfig
+    from driftlab.synthesis.experiment import SYNTHESIS
+
+    registry, pipeline_file = plugin
+    config = {
+        **tiny(model__name="tiny-plugin-net", model__options={}),
+        "pipelines": {"train": [str(pipeline_file)], "test": [str(pipeline_file), "bi,s,ga"]},
+    }
+    plan = SYNTHESIS.plan(SynthesisConfig.load(config), registry)
+    first = SYNTHESIS.identity(plan)
+    assert first["camera.sha256"] and first["render.code"]
+    assert SYNTHESIS.identity(plan) == first
+    other_camera = attrs.evolve(
+        plan.camera, black_level=tuple(b + 0.001 for b in plan.camera.black_level)
+    )
+    assert (
+        SYNTHESIS.identity(attrs.evolve(plan, camera=other_camera))["camera.sha256"]
+        != first["camera.sha256"]
+    )
+    stage_module = next(pipeline_file.parent.glob("engine_plugin_*.py"))
+    stage_module.write_text(stage_module.read_text() + "\n# the stage's code was edited\n")
+    edited = SYNTHESIS.identity(plan)
+    assert edited["render.code"] != first["render.code"]
+    assert edited["camera.sha256"] == first["camera.sha256"]

@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from driftlab.cache import render_identity
 from driftlab.engine.cell import Cell
 from driftlab.engine.planning import data_fingerprint, held_out_manifest
 from driftlab.engine.progress import Progress
@@ -25,6 +26,7 @@ from driftlab.optimize.miscalibration import miscalibrate_mosaics
 from driftlab.optimize.outcome import optimization_outcome
 from driftlab.optimize.plan import OptimizePlan, optimize_key, plan_optimization
 from driftlab.optimize.trainer import RESULT_COLUMNS, OptimizeJob, optimize_cell
+from driftlab.pipeline.resolve import resolve
 from driftlab.registry import Registry
 
 __all__ = ["OPTIMIZE", "OptimizeExperiment", "optimize_key"]
@@ -44,6 +46,8 @@ class OptimizeExperiment:
         out: dict[str, Any] = {f"pipeline.{plan.pipeline.name}": plan.pipeline.fingerprint()}
         for intensity, dataset in plan.datasets.items():
             out[f"data.fingerprint@{intensity:g}"] = data_fingerprint(dataset)
+        resolved = resolve(plan.pipeline, plan.camera, plan.registry)
+        out.update(render_identity(plan.camera, [resolved]))
         return out
 
     def manifest(self, plan: OptimizePlan) -> dict[str, Any]:

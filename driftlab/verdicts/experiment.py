@@ -23,6 +23,7 @@ import attrs
 import numpy as np
 import pandas as pd
 
+from driftlab.cache import render_identity
 from driftlab.camera import CameraParams
 from driftlab.datasets.base import DatasetSpec, RawDataset
 from driftlab.engine.cell import ArrayRef
@@ -33,6 +34,7 @@ from driftlab.engine.skeleton import ExperimentRun, Prepared
 from driftlab.engine.views import view_stacks
 from driftlab.errors import ConfigError
 from driftlab.pipeline import PipelineSpec
+from driftlab.pipeline.resolve import resolve
 from driftlab.registry import Registry
 from driftlab.verdicts.drift import DriftSettings, DriftVerdict, drift_verdict, rescore
 from driftlab.verdicts.evidence import (
@@ -111,10 +113,13 @@ class DriftExperiment:
 
     def identity(self, plan: DriftPlan) -> dict[str, Any]:
         """Run-identity entries the configuration alone cannot give: data and pipeline
-        fingerprints."""
+        fingerprints, the camera and the rendering code
+        (:func:`driftlab.cache.render_identity`)."""
         out: dict[str, Any] = {"data.fingerprint": plan.fingerprint}
         for spec in plan.pipelines:
             out[f"pipeline.{spec.name}"] = spec.fingerprint()
+        resolved = [resolve(spec, plan.camera, plan.registry) for spec in plan.pipelines]
+        out.update(render_identity(plan.camera, resolved))
         return out
 
     def prepare(self, plan: DriftPlan, run: RunDir, progress: Progress) -> Prepared:
