@@ -145,7 +145,8 @@ def test_a_pipeline_value_outside_the_camera_domain_stays_admissible():
 
 
 def test_driftlab_stages_lists_camera_or_generic_domains():
-    runner = CliRunner()
+    # wide enough that no cell wraps, whatever the terminal of the test run is
+    runner = CliRunner(env={"COLUMNS": "400"})
     camera = runner.invoke(main, ["stages", "--camera", "raw-drone", "--intensity", "0.05"])
     assert camera.exit_code == 0, camera.output
     line = next(r for r in camera.output.splitlines() if r.startswith("white_balance.gains"))
