@@ -87,12 +87,19 @@ class ForensicsModelSection:
 
 @attrs.frozen(kw_only=True)
 class ForensicsDatasetSection:
-    """``[dataset]``: the examined data (defaults to the synthesis run's dataset)."""
+    """``[dataset]``: the examined data (defaults to the synthesis run's dataset).
+
+    A key left out (None) takes the synthesis run's value when the dataset is
+    the run's (``intensity`` 1.0 and no ``options`` otherwise), so a forensics
+    run examines the very items the model's fold held out.
+    """
 
     name: str | None = setting(None)
     data_root: str | None = setting(None, path="dir", identity=False)
-    intensity: float = setting(1.0, check=check_number(0, 1, low_open=True))
-    options: dict[str, Any] = setting(factory=dict)
+    intensity: float | None = setting(
+        None, check=check_number(0, 1, low_open=True), doc="default: the run's, else 1.0"
+    )
+    options: dict[str, Any] | None = setting(None, doc="default: the run's, else none")
 
 
 @attrs.frozen(kw_only=True)

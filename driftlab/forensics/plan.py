@@ -143,13 +143,24 @@ def select_items(
 
 
 def _dataset_section(config: ForensicsConfig, run_cfg: dict[str, Any] | None):
-    """The ``[dataset]`` section, defaulting to the synthesis run's dataset."""
+    """The ``[dataset]`` section: keys given in the config, the synthesis run's
+    dataset for keys left out (None), when it is the same dataset.
+
+    A different dataset name inherits nothing of the run's dataset (its
+    options belong to another loader).
+    """
     from driftlab.forensics.config import ForensicsDatasetSection
 
     own = config.dataset
     base = dict(run_cfg.get("dataset", {})) if run_cfg else {}
-    given = {f.name for f in attrs.fields(ForensicsDatasetSection)} & set(config.data["dataset"])
-    merged = {**base, **{k: getattr(own, k) for k in given}}
+    if own.name is not None and own.name != base.get("name"):
+        base = {}
+    given = {
+        f.name: getattr(own, f.name)
+        for f in attrs.fields(ForensicsDatasetSection)
+        if getattr(own, f.name) is not None
+    }
+    merged = {**base, **given}
     if not merged.get("name"):
         raise ConfigError("[dataset]: missing required key 'name'")
     return attrs.evolve(
