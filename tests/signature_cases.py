@@ -56,7 +56,7 @@ def grey_items(n: int = 40, size: int = 8, seed: int = 0) -> np.ndarray:
     )
 
 
-def constructed_problem(model: nn.Module, n: int = 40) -> tuple[AttackProblem, list[str]]:
+def constructed_problem(model: nn.Module, n: int = 60) -> tuple[AttackProblem, list[str]]:
     """``model`` through :data:`SMALL_PIPELINE` (identity camera) on ``n`` grey items, all class 0."""
     registry = Registry.load(entry_points=False)
     resolved = resolve(
@@ -67,7 +67,7 @@ def constructed_problem(model: nn.Module, n: int = 40) -> tuple[AttackProblem, l
     return AttackProblem(model, resolved, raw, np.zeros(n, np.int64), "classification"), ids
 
 
-def constructed_signature(model: nn.Module, n: int = 40, **settings) -> dict:
+def constructed_signature(model: nn.Module, n: int = 60, **settings) -> dict:
     """A cross-fitted signature of ``model`` on the constructed problem."""
     problem, ids = constructed_problem(model, n)
     info = {

@@ -123,6 +123,33 @@ def test_config_errors_name_the_key(synthesis_run, tmp_path, changes, message):
     assert not out.exists()  # checked before any work
 
 
+def test_examined_items_are_the_runs_own_held_out_fold(synthesis_run):
+    """Keys left out of [dataset] take the run's values: the model is examined on the items
+    its fold held out, not on a dataset generated with default options."""
+    from driftlab.datasets.splits import dataset_folds
+    from driftlab.engine.planning import open_dataset
+    from driftlab.forensics.plan import _dataset_section, plan_forensics, read_run_config
+
+    registry = get_registry()
+    config = load_forensics_config(forensics_config(synthesis_run, split__max_items=1000))
+    plan = plan_forensics(config, registry)
+    assert plan.data_info["options"] == SYNTHESIS["dataset"]["options"]
+    run_cfg = read_run_config(str(synthesis_run))
+    _, dataset = open_dataset(_dataset_section(config, run_cfg), registry)
+    assert len(dataset) == SYNTHESIS["dataset"]["options"]["n_items"]
+    fold = dataset_folds(dataset, n_splits=SYNTHESIS["training"]["folds"], seed=0)[0]
+    assert plan.data_info["ids"] == [dataset.ids[i] for i in np.sort(fold.test)]
+    # a key given in the config wins; another dataset inherits nothing of the run's
+    given = load_forensics_config(
+        forensics_config(synthesis_run, dataset__intensity=0.5, dataset__options={"size": 24})
+    )
+    section = _dataset_section(given, run_cfg)
+    assert (section.intensity, section.options) == (0.5, {"size": 24})
+    other = load_forensics_config(forensics_config(synthesis_run, dataset__name="other-set"))
+    section = _dataset_section(other, run_cfg)
+    assert (section.name, section.intensity, section.options) == ("other-set", 1.0, {})
+
+
 def test_gradient_attack_on_static_only_pipeline_is_refused(synthesis_run, tmp_path):
     # every paper data model has both forms: use a stage with a static form only
     base = tmp_path / "low_light.toml"

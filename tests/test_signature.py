@@ -78,6 +78,34 @@ def test_signature_files_and_schema(signed):
     assert sig["statistics"]["method"] == "clopper-pearson"
 
 
+def test_too_few_held_out_items_are_warned_about_before_any_work(signed, caplog, tmp_path):
+    from driftlab.forensics import load_forensics_config
+    from driftlab.forensics.plan import plan_forensics
+
+    result, path, weights = signed
+    # 12 examined items, 6 held out; threshold 0.9 at 99.84% per test needs 62
+    expected = "no box can be declared safe"
+    reach = result.summary["signature_reachability"]
+    assert reach["reachable"] is False and (reach["needed"], reach["holdout_items"]) == (62, 6)
+    assert expected in reach["message"] and ">= 62 held-out items" in reach["message"]
+    assert "has 6" in reach["message"]
+    report = (path.parent / "report.md").read_text()
+    assert "**Warning**: no box can be declared safe" in report and "has 6" in report
+    assert load_signature(path)["acceptance"]["min_holdout_items"] == 62
+    with caplog.at_level("WARNING", logger="driftlab.forensics"):
+        plan = plan_forensics(load_forensics_config(forensics_config(weights)), get_registry())
+    assert plan.reachability is not None and not plan.reachability.reachable
+    assert any(expected in r.getMessage() and "has 6" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    config = forensics_config(weights)
+    config["split"]["max_items"] = 40  # 20 examined test items, 10 held out
+    config["signature"].update(threshold=0.5, shrink_steps=0)  # needs 5 held-out items
+    with caplog.at_level("WARNING", logger="driftlab.forensics"):
+        plan = plan_forensics(load_forensics_config(config), get_registry())
+    assert plan.reachability.reachable and plan.reachability.needed == 5
+    assert not [r for r in caplog.records if expected in r.getMessage()]
+
+
 def test_envelope_inside_domains_and_ranking_consistent(signed):
     _, path, _ = signed
     sig = json.loads(path.read_text())
@@ -397,10 +425,10 @@ def test_malformed_signature_fields_give_one_error_naming_the_field(
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b'{"schema": "driftlab-signature/2", ', "not valid JSON"),
+        (b'{"schema": "driftlab-signature/3", ', "not valid JSON"),
         (b"\xff\xfe\x00", "not UTF-8"),
         (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
-        (b'{"schema": "driftlab-signature/2", "x": NaN}', "not valid JSON"),
+        (b'{"schema": "driftlab-signature/3", "x": NaN}', "not valid JSON"),
         (b"[]", "not a driftlab signature"),
     ],
     ids=["truncated", "binary", "deep", "nan", "list"],

@@ -12,6 +12,18 @@ metric inside it, not the point estimate, clears the acceptance floor:
   bootstrap over items (Efron and Tibshirani, "An Introduction to the
   Bootstrap", 1993, ch. 13): ``resamples`` resamples of the items with
   replacement, the bound is the ``1 - confidence`` quantile of their IoU.
+
+Several boxes are tested on the same held-out items while a signature's box
+is searched (:func:`driftlab.forensics.crossfit.box_tests` counts them), so
+each bound is taken at the Bonferroni-corrected level ``1 - (1 -
+confidence) / tests`` (:attr:`BoundSettings.level`): the probability that
+any examined box whose examined points fall below the floor is declared safe
+is then at most ``1 - confidence`` (Bonferroni inequality; e.g. Dunn, JASA
+56(293), 1961).
+
+A bound can only reach the acceptance floor with enough held-out items:
+:func:`min_holdout_items` gives the least number with which a model correct
+on every item could reach ``threshold``.
 """
 
 from __future__ import annotations
@@ -26,8 +38,13 @@ __all__ = [
     "BoundSettings",
     "bootstrap_iou_lower",
     "clopper_pearson_lower",
+    "level_text",
     "metric_of_scores",
+    "min_holdout_items",
 ]
+
+MAX_HOLDOUT = 100_000
+"""Largest held-out count :func:`min_holdout_items` searches (the item cap of a signature)."""
 
 
 def clopper_pearson_lower(successes: int, trials: int, confidence: float = 0.95) -> float:
@@ -131,30 +148,50 @@ class BoundSettings:
     Parameters
     ----------
     confidence : float
-        One-sided level in (0, 1) (0.95: the bound holds with 95 %
-        confidence over the draw of the held-out items).
+        Family-wise one-sided level in (0, 1) (0.95: with 95 % confidence
+        over the draw of the held-out items, no examined box whose examined
+        points fall below the floor is declared safe).
     resamples : int
         Bootstrap resamples (IoU only).
     seed : int
         Bootstrap seed (IoU only).
+    tests : int
+        Number of boxes that may be tested on the same held-out items
+        (:func:`driftlab.forensics.crossfit.box_tests`); each bound is taken
+        at the Bonferroni-corrected :attr:`level`.
+
+    Raises
+    ------
+    ValueError
+        A level outside (0, 1), ``resamples`` or ``tests`` not an integer
+        >= 1, or a per-test level that rounds to 1 in float64.
     """
 
     confidence: float = 0.95
     resamples: int = 1000
     seed: int = 0
+    tests: int = 1
 
     def __attrs_post_init__(self) -> None:
         if not 0 < self.confidence < 1:
             raise ValueError(f"confidence: expected a level in (0, 1), got {self.confidence}")
-        if (
-            isinstance(self.resamples, bool)
-            or int(self.resamples) != self.resamples
-            or self.resamples < 1
-        ):
-            raise ValueError(f"resamples: expected an integer >= 1, got {self.resamples}")
+        for name in ("resamples", "tests"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise ValueError(f"{name}: expected an integer >= 1, got {value}")
+        if not self.level < 1:
+            raise ValueError(
+                f"tests: {self.tests} tests at confidence {self.confidence} give a per-test "
+                "level that rounds to 1; use fewer shrink steps"
+            )
+
+    @property
+    def level(self) -> float:
+        """Per-test one-sided level ``1 - (1 - confidence) / tests`` (Bonferroni)."""
+        return 1.0 - (1.0 - self.confidence) / int(self.tests)
 
     def lower(self, task: str, scores: np.ndarray) -> float:
-        """One-sided lower bound on the metric of ``scores`` (see module docstring).
+        """One-sided lower bound at :attr:`level` on the metric of ``scores``.
 
         Parameters
         ----------
@@ -162,30 +199,126 @@ class BoundSettings:
         scores : numpy.ndarray
             ``(N,)`` 0/1 outcomes or ``(N, 2)`` intersection/union counts, as
             :meth:`driftlab.attacks.problem.AttackProblem.scores` returns.
+
+        Returns
+        -------
+        float
+            In [0, 1] (see module docstring for the methods).
         """
         scores = np.asarray(scores)
         if task == "classification":
-            return clopper_pearson_lower(int(np.rint(scores.sum())), len(scores), self.confidence)
-        return bootstrap_iou_lower(scores, self.confidence, self.resamples, self.seed)
+            return clopper_pearson_lower(int(np.rint(scores.sum())), len(scores), self.level)
+        return bootstrap_iou_lower(scores, self.level, self.resamples, self.seed)
 
     def describe(self, task: str) -> dict[str, Any]:
-        """JSON-ready description for a signature (method named, seed given)."""
+        """JSON-ready description for a signature (method and correction named, seed given)."""
+        correction = {
+            "correction": "bonferroni",
+            "tests": int(self.tests),
+            "per_test_confidence": self.level,
+        }
+        family = (
+            f"; Bonferroni correction over {int(self.tests)} box test(s) on the same held-out "
+            f"items: each bound at 1 - (1 - confidence) / {int(self.tests)}"
+        )
         if task == "classification":
             return {
                 "confidence": self.confidence,
+                **correction,
                 "method": "clopper-pearson",
                 "description": "exact one-sided Clopper-Pearson lower bound on accuracy "
-                "(Clopper and Pearson 1934): the 1 - confidence quantile of Beta(k, n - k + 1) "
-                "for k correct of n held-out items",
+                "(Clopper and Pearson 1934): the 1 - level quantile of Beta(k, n - k + 1) "
+                "for k correct of n held-out items" + family,
                 "resamples": None,
                 "seed": None,
             }
         return {
             "confidence": self.confidence,
+            **correction,
             "method": "percentile-bootstrap",
             "description": "seeded percentile bootstrap over held-out items (Efron and "
-            "Tibshirani 1993, ch. 13): the 1 - confidence quantile of dataset IoU over "
-            "resamples drawn with replacement",
+            "Tibshirani 1993, ch. 13): the 1 - level quantile of dataset IoU over "
+            "resamples drawn with replacement" + family,
             "resamples": int(self.resamples),
             "seed": int(self.seed),
         }
+
+
+def level_text(settings: BoundSettings) -> str:
+    """The per-test level in words, for reasons and reports.
+
+    ``"95%"`` for one test, ``"99.84% (Bonferroni, 32 tests, 95% family-wise)"`` otherwise.
+    """
+    per_test = f"{100 * settings.level:.4g}%"
+    if int(settings.tests) == 1:
+        return per_test
+    return (
+        f"{per_test} (Bonferroni, {int(settings.tests)} tests, "
+        f"{100 * settings.confidence:.4g}% family-wise)"
+    )
+
+
+def _perfect(task: str, n: int) -> np.ndarray:
+    """Scores of ``n`` items all scored perfectly: ones, or ``(n, 2)`` counts with I = U = 1."""
+    return np.ones(n) if task == "classification" else np.ones((n, 2), dtype=np.int64)
+
+
+def min_holdout_items(
+    task: str, threshold: float, settings: BoundSettings, limit: int = MAX_HOLDOUT
+) -> int | None:
+    """Least number of held-out items with which any box can be declared safe.
+
+    With ``n`` held-out items all scored perfectly, the clean metric is 1 and
+    the floor is ``threshold``; a box is declared safe only when the lower
+    bound (:meth:`BoundSettings.lower`, the verdict's own function, at its
+    corrected level) at every examined point clears the floor. This returns
+    the least ``n`` for which the bound of ``n`` perfect items reaches
+    ``threshold``. For accuracy the Clopper-Pearson bound of ``n`` of ``n``
+    is ``(1 - level) ** (1 / n)``, increasing in ``n``, and the bound of
+    ``k < n`` correct items relative to ``k / n`` is lower still, so with
+    fewer items no box can pass whatever the model does. The percentile
+    bootstrap has no such minimum: every resample of perfect items has IoU 1,
+    so one item suffices (the bootstrap says nothing about its own
+    small-sample error).
+
+    Parameters
+    ----------
+    task : {"classification", "segmentation"}
+    threshold : float
+        Accepted fraction of the clean metric, in (0, 1].
+    settings : BoundSettings
+        Bound method, family-wise confidence and number of tests.
+    limit : int
+        Largest count searched (>= 1).
+
+    Returns
+    -------
+    int or None
+        The least count in ``[1, limit]``, or None when even ``limit``
+        perfect items do not reach ``threshold`` (e.g. threshold 1 for
+        accuracy: the bound is below 1 for every ``n``).
+
+    Raises
+    ------
+    ValueError
+        Unknown task, threshold outside (0, 1] or ``limit < 1``.
+    """
+    if task not in ("classification", "segmentation"):
+        raise ValueError(f"task: expected 'classification' or 'segmentation', got {task!r}")
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold: expected a fraction in (0, 1], got {threshold}")
+    if isinstance(limit, bool) or int(limit) != limit or limit < 1:
+        raise ValueError(f"limit: expected an integer >= 1, got {limit}")
+
+    def reaches(n: int) -> bool:
+        return settings.lower(task, _perfect(task, n)) >= threshold
+
+    if reaches(1):
+        return 1
+    if task != "classification" or not reaches(int(limit)):
+        return None
+    low, high = 1, int(limit)  # reaches(low) is False, reaches(high) is True; the bound grows
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if reaches(middle) else (middle, high)
+    return high

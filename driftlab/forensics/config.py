@@ -87,12 +87,19 @@ class ForensicsModelSection:
 
 @attrs.frozen(kw_only=True)
 class ForensicsDatasetSection:
-    """``[dataset]``: the examined data (defaults to the synthesis run's dataset)."""
+    """``[dataset]``: the examined data (defaults to the synthesis run's dataset).
+
+    A key left out (None) takes the synthesis run's value when the dataset is
+    the run's (``intensity`` 1.0 and no ``options`` otherwise), so a forensics
+    run examines the very items the model's fold held out.
+    """
 
     name: str | None = setting(None)
     data_root: str | None = setting(None, path="dir", identity=False)
-    intensity: float = setting(1.0, check=check_number(0, 1, low_open=True))
-    options: dict[str, Any] = setting(factory=dict)
+    intensity: float | None = setting(
+        None, check=check_number(0, 1, low_open=True), doc="default: the run's, else 1.0"
+    )
+    options: dict[str, Any] | None = setting(None, doc="default: the run's, else none")
 
 
 @attrs.frozen(kw_only=True)
@@ -103,7 +110,12 @@ class SplitSection:
     folds: int | None = setting(None, check=check_integer(2))
     fold: int | None = setting(None, check=check_integer(0))
     seed: int | None = setting(None, check=check_seed)
-    max_items: int = setting(64, check=check_integer(1, 100_000))
+    max_items: int = setting(
+        256,
+        check=check_integer(1, 100_000),
+        doc="examined items (half held out); 256 lets the default [signature] declare a "
+        "box safe (126 held-out items needed)",
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -193,10 +205,13 @@ class SignatureSection:
     confidence: float = setting(
         0.95,
         check=check_number(0.5, 0.999, what="a confidence level in [0.5, 0.999]"),
-        doc="one-sided confidence of the lower bound",
+        doc="family-wise one-sided confidence; each bound is Bonferroni-corrected to "
+        "1 - (1 - confidence) / 2 ** shrink_steps",
     )
     resamples: int = setting(1000, check=check_integer(100, 100_000), doc="bootstrap (IoU)")
-    shrink_steps: int = setting(5, check=check_integer(0, 30), doc="bisections of the box")
+    shrink_steps: int = setting(
+        5, check=check_integer(0, 30), doc="bisections of the box (2 ** shrink_steps boxes)"
+    )
     corners: int = setting(16, check=check_integer(1, 4096), doc="box corners evaluated")
 
 

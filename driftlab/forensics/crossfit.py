@@ -20,12 +20,35 @@ passed is published as ``safe``. If none passes (or the held-out clean metric's
 own bound is already below the floor, so no box can pass), the per-axis
 envelope is published labelled ``per-axis tolerance``: a statement about
 one parameter at a time, never a safe region.
+
+Multiple testing: the bisection tests up to ``1 + shrink_steps`` boxes on
+the same held-out items, and *which* boxes it tests depends on the earlier
+outcomes; over all outcomes it can reach ``2 ** shrink_steps`` distinct
+boxes (scale 1 and every dyadic midpoint it may bisect to,
+:func:`box_tests`). Every bound is therefore taken at the Bonferroni-corrected
+level ``1 - (1 - confidence) / 2 ** shrink_steps``
+(:attr:`driftlab.forensics.confidence.BoundSettings.level`): whatever the
+path, the probability that any box one of whose examined points (defaults,
+corners, attack point) truly lies below the floor is declared safe is at
+most ``1 - confidence`` (the examined points of every reachable box are
+fixed by the search half and the seeds, independent of the held-out items,
+so each bound keeps its coverage). (Counting only the ``1 + shrink_steps`` boxes on the
+path would need the truth to be monotone in the scale, which the examined
+points of nested boxes do not guarantee.) Each box itself is an
+intersection-union test (every examined point must pass), which needs no
+correction. The guarantee is about the examined points: a failure between
+them is a search miss, not a statistical error. The floor is ``threshold x``
+the held-out clean metric measured on the same items.
+
+:func:`safe_reachability` says before any work whether the configured
+number of held-out items can reach ``safe`` at all
+(:func:`driftlab.forensics.confidence.min_holdout_items`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import attrs
 import numpy as np
@@ -33,7 +56,12 @@ import numpy as np
 from driftlab.attacks.base import AttackSettings, AttackSpec, run_attack
 from driftlab.attacks.problem import AttackProblem
 from driftlab.attacks.space import ParameterSpace
-from driftlab.forensics.confidence import BoundSettings, metric_of_scores
+from driftlab.forensics.confidence import (
+    BoundSettings,
+    level_text,
+    metric_of_scores,
+    min_holdout_items,
+)
 from driftlab.forensics.envelope import corner_patterns, corner_values, scaled_bounds
 
 __all__ = [
@@ -42,10 +70,18 @@ __all__ = [
     "SPLIT_METHOD",
     "BoxResult",
     "JointCheck",
+    "Reachability",
+    "bisect_scales",
+    "box_tests",
+    "holdout_count",
     "joint_check",
+    "safe_reachability",
+    "search_box",
     "shrink_box",
     "split_items",
 ]
+
+T = TypeVar("T")
 
 SAFE = "safe"
 PER_AXIS = "per-axis tolerance"
@@ -83,6 +119,221 @@ def split_items(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     order = np.random.default_rng(int(seed)).permutation(int(n))
     half = int(n) // 2
     return np.sort(order[:half]).astype(np.int64), np.sort(order[half:]).astype(np.int64)
+
+
+def holdout_count(n: int) -> int:
+    """Held-out items of :func:`split_items` for ``n`` examined items: ``n - n // 2``."""
+    return int(n) - int(n) // 2
+
+
+def box_tests(shrink_steps: int) -> int:
+    """Distinct boxes :func:`shrink_box` can test on the same held-out items.
+
+    The whole envelope (scale 1) and every scale the bisection can reach:
+    ``2 ** (j - 1)`` odd multiples of ``2 ** -j`` at step ``j``, so
+    ``1 + (2 ** shrink_steps - 1) = 2 ** shrink_steps`` in all (at most
+    ``1 + shrink_steps`` of them on one run, but which ones depends on the
+    held-out outcomes). This is the Bonferroni divisor of the bounds.
+
+    Parameters
+    ----------
+    shrink_steps : int
+        Bisection steps (>= 0).
+
+    Returns
+    -------
+    int
+        ``2 ** shrink_steps``.
+
+    Raises
+    ------
+    ValueError
+        ``shrink_steps`` not an integer >= 0.
+    """
+    if isinstance(shrink_steps, bool) or int(shrink_steps) != shrink_steps or shrink_steps < 0:
+        raise ValueError(f"shrink_steps: expected an integer >= 0, got {shrink_steps!r}")
+    return 2 ** int(shrink_steps)
+
+
+@attrs.frozen
+class Reachability:
+    """Whether a signature's settings can declare any box safe.
+
+    Attributes
+    ----------
+    tests : int
+        Boxes tested on the same held-out items (:func:`box_tests`).
+    per_test_confidence : float
+        Bonferroni-corrected level of every bound.
+    holdout_items : int
+        Held-out items the examined items give (``n - n // 2``).
+    needed : int or None
+        Least held-out count with which a box can pass
+        (:func:`driftlab.forensics.confidence.min_holdout_items`); None when
+        no count can.
+    reachable : bool
+        ``needed is not None and holdout_items >= needed``.
+    message : str
+        One sentence: why no box can be declared safe, naming both numbers
+        (empty when reachable).
+    """
+
+    tests: int
+    per_test_confidence: float
+    holdout_items: int
+    needed: int | None
+    reachable: bool
+    message: str
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready form (for a run's summary)."""
+        return attrs.asdict(self)
+
+
+def safe_reachability(
+    task: str,
+    items: int,
+    threshold: float,
+    confidence: float,
+    shrink_steps: int,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> Reachability:
+    """Can ``items`` examined items (half held out) certify any box as safe?
+
+    Uses the verdict's own bound (:class:`BoundSettings` at the corrected
+    level of :func:`box_tests` tests) on perfectly scored items
+    (:func:`driftlab.forensics.confidence.min_holdout_items`).
+
+    Parameters
+    ----------
+    task : {"classification", "segmentation"}
+    items : int
+        Examined items (>= 2).
+    threshold : float
+        Accepted fraction of the held-out clean metric, in (0, 1].
+    confidence : float
+        Family-wise one-sided level in (0, 1).
+    shrink_steps : int
+        Bisection steps of the box (>= 0).
+    resamples, seed : int
+        Bootstrap settings (IoU).
+
+    Returns
+    -------
+    Reachability
+
+    Raises
+    ------
+    ValueError
+        Settings out of range.
+    """
+    settings = BoundSettings(
+        confidence=confidence, resamples=resamples, seed=seed, tests=box_tests(shrink_steps)
+    )
+    holdout = holdout_count(items)
+    needed = min_holdout_items(task, threshold, settings)
+    reachable = needed is not None and holdout >= needed
+    message = ""
+    if not reachable:
+        level = level_text(settings)
+        if needed is None:
+            message = (
+                f"no box can be declared safe: at threshold {threshold:g} the {level} lower "
+                f"bound of a perfect model stays below the floor for any number of held-out "
+                f"items (has {holdout}); lower [signature].threshold"
+            )
+        else:
+            message = (
+                f"no box can be declared safe: the {level} lower bound needs >= {needed} "
+                f"held-out items (all correct) to reach threshold {threshold:g}, has {holdout} "
+                f"({items} examined items, half held out); examine >= {2 * needed - 1} items "
+                "([split].max_items and the split's size) or lower [signature].threshold, "
+                "confidence or shrink_steps"
+            )
+    return Reachability(
+        tests=settings.tests,
+        per_test_confidence=settings.level,
+        holdout_items=holdout,
+        needed=needed,
+        reachable=reachable,
+        message=message,
+    )
+
+
+def bisect_scales(
+    check: Callable[[float], T], passed: Callable[[T], bool], shrink_steps: int
+) -> tuple[list[T], T | None]:
+    """The bisection of :func:`shrink_box` on the common scale, without the measuring.
+
+    ``check(0.5)`` first; a pass moves the lower end up, a fail the upper
+    end down; ``shrink_steps`` checks in all.
+
+    Parameters
+    ----------
+    check : callable
+        ``scale -> result`` for a scale in (0, 1).
+    passed : callable
+        ``result -> bool``.
+    shrink_steps : int
+        Number of checks (>= 0).
+
+    Returns
+    -------
+    (list, result or None)
+        Every result in order, and the one of the largest passing scale
+        (None when none passed).
+    """
+    low, high, best = 0.0, 1.0, None
+    results = []
+    for _ in range(int(shrink_steps)):
+        middle = (low + high) / 2
+        result = check(middle)
+        results.append(result)
+        if passed(result):
+            low, best = middle, result
+        else:
+            high = middle
+    return results, best
+
+
+def search_box(
+    check: Callable[[float], T],
+    passed: Callable[[T], bool],
+    shrink_steps: int,
+    clean_passes: bool,
+) -> tuple[list[T], T | None, str]:
+    """The decisions of :func:`shrink_box`, without the measuring.
+
+    The whole envelope (scale 1) first; if it fails and the clean metric's
+    bound clears the floor, :func:`bisect_scales`.
+
+    Parameters
+    ----------
+    check : callable
+        ``scale -> result`` for a scale in (0, 1].
+    passed : callable
+        ``result -> bool``: the box's joint worst case clears the floor.
+    shrink_steps : int
+        Bisection steps (>= 0).
+    clean_passes : bool
+        Whether the held-out clean metric's bound clears the floor (every
+        box contains the defaults, so otherwise none can pass).
+
+    Returns
+    -------
+    (list, result or None, str)
+        Every result in order (scale 1 first), the published passing result
+        (None when none passed) and the outcome: ``"whole"``,
+        ``"clean below floor"``, ``"shrunk"`` or ``"none passed"``.
+    """
+    full = check(1.0)
+    if passed(full):
+        return [full], full, "whole"
+    if not clean_passes:
+        return [full], None, "clean below floor"
+    shrunk, best = bisect_scales(check, passed, shrink_steps)
+    return [full, *shrunk], best, "none passed" if best is None else "shrunk"
 
 
 @attrs.frozen
@@ -254,12 +505,16 @@ def shrink_box(
     shrink_steps: int = 5,
     corners: int = 16,
     seed: int = 0,
+    needed: int | None = None,
 ) -> BoxResult:
     """Largest common scale of the per-axis envelope whose joint worst case
     holds on the held-out items (see module docstring).
 
     Parameters
     ----------
+    bounds_settings : BoundSettings
+        Its ``tests`` must be :func:`box_tests` of ``shrink_steps`` (the
+        Bonferroni divisor of every bound).
     shrink_steps : int
         Bisection steps on the scale (>= 0; the smallest scale tried is
         ``2 ** -shrink_steps``).
@@ -267,11 +522,26 @@ def shrink_box(
         Most corners examined per box (>= 2).
     seed : int
         Seed of the corner draw.
+    needed : int, optional
+        Least held-out count that can pass
+        (:func:`driftlab.forensics.confidence.min_holdout_items`), named in
+        the reason when there are fewer.
 
     Returns
     -------
     BoxResult
+
+    Raises
+    ------
+    ValueError
+        ``bounds_settings.tests`` is not ``box_tests(shrink_steps)``.
     """
+    if int(bounds_settings.tests) != box_tests(shrink_steps):
+        raise ValueError(
+            f"bounds_settings.tests: expected box_tests({shrink_steps}) = "
+            f"{box_tests(shrink_steps)} (the boxes the bisection can test), got "
+            f"{bounds_settings.tests}"
+        )
     total = sum(s.default.size for s in space.slots)
     patterns = corner_patterns(total, corners, seed)
     clean_lower = bounds_settings.lower(holdout.task, holdout.scores())
@@ -290,46 +560,46 @@ def shrink_box(
             floor,
         )
 
-    full = check(1.0)
-    checks = [full]
+    checks, best, outcome = search_box(
+        check, lambda c: c.passed, shrink_steps, clean_lower >= floor
+    )
+    full = checks[0]
     n = len(holdout.raw)
-    level = f"{bounds_settings.confidence:.0%}"
-    if full.passed:
+    level = level_text(bounds_settings)
+    short = f"{100 * bounds_settings.level:.4g}%"
+    if outcome == "whole":
         reason = (
             f"the whole per-axis envelope holds jointly: the {level} lower bound at its "
             f"worst case on {n} held-out items is {full.worst['lower_bound']:.4f} >= floor "
             f"{floor:.4f}"
         )
         return BoxResult(SAFE, full, checks, reason, clean_lower)
-    if clean_lower < floor:  # every box contains the defaults: none can pass
+    if outcome == "clean below floor":  # every box contains the defaults: none can pass
+        few = ""
+        if needed is not None and n < needed:
+            few = (
+                f" (needs >= {needed} held-out items to reach the threshold even with every "
+                f"item correct, has {n})"
+            )
         reason = (
             f"the {level} lower bound of the clean metric on the {n} held-out items "
             f"({clean_lower:.4f}) is already below the floor ({floor:.4f}): too few items "
-            "to certify any box; the per-axis envelope is a tolerance of one parameter at a "
-            "time, not a safe region"
+            f"to certify any box{few}; the per-axis envelope is a tolerance of one "
+            "parameter at a time, not a safe region"
         )
         return BoxResult(PER_AXIS, full, checks, reason, clean_lower)
-    low, high, best = 0.0, 1.0, None
-    for _ in range(shrink_steps):
-        middle = (low + high) / 2
-        result = check(middle)
-        checks.append(result)
-        if result.passed:
-            low, best = middle, result
-        else:
-            high = middle
     if best is None:
         reason = (
             f"the per-axis envelope fails jointly ({level} lower bound "
             f"{full.worst['lower_bound']:.4f} < floor {floor:.4f} on {n} held-out items) and "
-            f"so does every common scale down to {high:g}: a tolerance of one parameter at a "
-            "time, not a safe region"
+            f"so does every common scale down to {checks[-1].scale:g}: a tolerance of one "
+            "parameter at a time, not a safe region"
         )
         return BoxResult(PER_AXIS, full, checks, reason, clean_lower)
     reason = (
         f"the per-axis envelope fails jointly ({level} lower bound "
         f"{full.worst['lower_bound']:.4f} < floor {floor:.4f}); shrunk by a common scale "
-        f"{best.scale:g} towards the defaults its worst case holds ({level} lower bound "
+        f"{best.scale:g} towards the defaults its worst case holds ({short} lower bound "
         f"{best.worst['lower_bound']:.4f} on {n} held-out items)"
     )
     return BoxResult(SAFE, best, checks, reason, clean_lower)

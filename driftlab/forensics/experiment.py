@@ -229,6 +229,9 @@ class ForensicsExperiment:
             },
             "items": plan.data_info["items"],
             "signature": None if signature is None else "signature.json",
+            "signature_reachability": (
+                None if plan.reachability is None else plan.reachability.describe()
+            ),
         }
         report = build_report(run.path, plan, results, clean, figures, signature)
         return Outcome(

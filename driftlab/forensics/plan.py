@@ -4,6 +4,7 @@ base pipeline, attacks and target sets are all checked here."""
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from driftlab.engine.planning import (
 )
 from driftlab.errors import ConfigError
 from driftlab.forensics.config import ForensicsConfig
+from driftlab.forensics.crossfit import Reachability, safe_reachability
 from driftlab.forensics.model import (
     file_sha256,
     load_view_model,
@@ -36,6 +38,8 @@ from driftlab.registry import Registry, RegistryError, suggest
 from driftlab.train.metrics import task_metric_name
 
 __all__ = ["ForensicsPlan", "data_fingerprint", "plan_forensics", "select_items"]
+
+log = logging.getLogger("driftlab.forensics")
 
 
 @attrs.define
@@ -68,6 +72,11 @@ class ForensicsPlan:
     device : str
     output_channels : int
         Outputs of the task model (classes, or 1 for binary segmentation).
+    attack_options : dict
+        Checked ``[attacks.options.NAME]`` tables.
+    reachability : Reachability or None
+        Whether the signature's settings can declare any box safe on these
+        items (None when the signature is disabled).
     """
 
     config: ForensicsConfig
@@ -87,6 +96,7 @@ class ForensicsPlan:
     device: str
     output_channels: int
     attack_options: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    reachability: Reachability | None = None
 
 
 def data_fingerprint(ids: list[str], raw: np.ndarray, targets: np.ndarray) -> dict[str, str]:
@@ -133,13 +143,24 @@ def select_items(
 
 
 def _dataset_section(config: ForensicsConfig, run_cfg: dict[str, Any] | None):
-    """The ``[dataset]`` section, defaulting to the synthesis run's dataset."""
+    """The ``[dataset]`` section: keys given in the config, the synthesis run's
+    dataset for keys left out (None), when it is the same dataset.
+
+    A different dataset name inherits nothing of the run's dataset (its
+    options belong to another loader).
+    """
     from driftlab.forensics.config import ForensicsDatasetSection
 
     own = config.dataset
     base = dict(run_cfg.get("dataset", {})) if run_cfg else {}
-    given = {f.name for f in attrs.fields(ForensicsDatasetSection)} & set(config.data["dataset"])
-    merged = {**base, **{k: getattr(own, k) for k in given}}
+    if own.name is not None and own.name != base.get("name"):
+        base = {}
+    given = {
+        f.name: getattr(own, f.name)
+        for f in attrs.fields(ForensicsDatasetSection)
+        if getattr(own, f.name) is not None
+    }
+    merged = {**base, **given}
     if not merged.get("name"):
         raise ConfigError("[dataset]: missing required key 'name'")
     return attrs.evolve(
@@ -160,6 +181,14 @@ def plan_forensics(config: ForensicsConfig, registry: Registry) -> ForensicsPlan
         Unknown dataset, model, pipeline, attack or target (with the closest
         valid name), a missing run/model/weights file, weights that do not fit
         the model, or a gradient attack on a pipeline with static-only stages.
+
+    Notes
+    -----
+    When the signature is enabled but its settings cannot declare any box
+    safe on the selected items (too few held-out items for the bound at the
+    threshold, :func:`driftlab.forensics.crossfit.safe_reachability`), a
+    warning naming both numbers is logged and kept in ``reachability``; the
+    run goes on, since the envelope, ranking and bounds are still informative.
     """
     mo, sp, at = config.model, config.split, config.attacks
     run_cfg = read_run_config(mo.run) if mo.run else None
@@ -226,6 +255,25 @@ def plan_forensics(config: ForensicsConfig, registry: Registry) -> ForensicsPlan
     index = select_items(dataset, sp.part, folds, fold, seed, sp.max_items)
     if len(index) == 0:
         raise ConfigError("[split]: no items selected")
+    reachability = None
+    sg = config.signature
+    if sg.enabled:
+        if len(index) < 2:
+            raise ConfigError(
+                f"[split]: the signature needs at least 2 examined items (half are held "
+                f"out), got {len(index)}; raise max_items or set [signature] enabled = false"
+            )
+        reachability = safe_reachability(
+            dataset_spec.task,
+            len(index),
+            sg.threshold,
+            sg.confidence,
+            sg.shrink_steps,
+            sg.resamples,
+            sg.seed,
+        )
+        if not reachability.reachable:
+            log.warning("[signature]: %s", reachability.message)
     samples = [dataset[int(i)] for i in index]
     raw = np.stack([s.raw for s in samples]).astype(np.float32)
     targets = np.stack([np.asarray(s.target) for s in samples])
@@ -278,4 +326,5 @@ def plan_forensics(config: ForensicsConfig, registry: Registry) -> ForensicsPlan
         device=device,
         output_channels=channels,
         attack_options=attack_options,
+        reachability=reachability,
     )

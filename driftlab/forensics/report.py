@@ -69,6 +69,9 @@ def build_report(
     ):
         if key in figures:
             sections.append(Section(title, [Figure(f"figures/{figures[key].name}", title)]))
+    reach = plan.reachability
+    if reach is not None and not reach.reachable:
+        intro.append(Paragraph(f"**Warning**: {reach.message}."))
     if signature is not None:
         from driftlab.forensics.signature import signature_headline
 

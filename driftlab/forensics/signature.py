@@ -10,10 +10,13 @@ searched by an attack; on the *held-out* half only measurements are made:
 the clean metric, the box's corners and the attack's point. A one-sided
 lower confidence bound on the held-out metric
 (:mod:`driftlab.forensics.confidence`: Clopper-Pearson for accuracy, a
-seeded percentile bootstrap for IoU) must clear ``threshold x`` the held-out
-clean metric for the box to be published as ``safe``; the per-axis box is
-shrunk by a common scale until it does (:mod:`driftlab.forensics.crossfit`),
-or else published as ``per-axis tolerance``. Stages are ranked by metric loss
+seeded percentile bootstrap for IoU), Bonferroni-corrected for the
+``2 ** shrink_steps`` boxes the search can test on the same items, must
+clear ``threshold x`` the held-out clean metric for the box to be published
+as ``safe``; the per-axis box is shrunk by a common scale until it does
+(:mod:`driftlab.forensics.crossfit`), or else published as ``per-axis
+tolerance``. ``acceptance.min_holdout_items`` records how many held-out
+items a box needs to be able to pass at all. Stages are ranked by metric loss
 per unit of view RMS change. Model and data are identified by SHA-256
 fingerprints so that :func:`driftlab.forensics.verify.verify_signature` can
 re-check everything. The JSON layout is ``docs/signature.schema.json``;
@@ -35,8 +38,15 @@ from driftlab.attacks.base import AttackSettings
 from driftlab.attacks.problem import AttackProblem
 from driftlab.attacks.space import spec_with_values
 from driftlab.engine.report import KeyValues, Paragraph, Report, Section, Table, render_report
-from driftlab.forensics.confidence import BoundSettings, metric_of_scores
-from driftlab.forensics.crossfit import SAFE, SPLIT_METHOD, shrink_box, split_items
+from driftlab.forensics.confidence import BoundSettings, level_text, metric_of_scores
+from driftlab.forensics.crossfit import (
+    SAFE,
+    SPLIT_METHOD,
+    box_tests,
+    safe_reachability,
+    shrink_box,
+    split_items,
+)
 from driftlab.forensics.envelope import (
     SENSITIVITY_UNIT,
     element_label,
@@ -143,11 +153,13 @@ def signature_from_problem(
     seed : int
         Seed of the item split, the corner draw and the worst-case attack.
     confidence : float
-        One-sided confidence level of the lower bounds.
+        Family-wise one-sided confidence level: each lower bound is taken at
+        ``1 - (1 - confidence) / 2 ** shrink_steps`` (Bonferroni over the
+        boxes the bisection can test, :func:`driftlab.forensics.crossfit.box_tests`).
     resamples : int
         Bootstrap resamples (IoU).
     shrink_steps : int
-        Bisection steps of the common scale.
+        Bisection steps of the common scale (0 to 30).
     corners : int
         Most box corners examined per box.
     registry : Registry
@@ -169,7 +181,10 @@ def signature_from_problem(
     task = problem.task
     search_idx, holdout_idx = split_items(len(ids), seed)
     search, holdout = problem.subset(search_idx), problem.subset(holdout_idx)
-    bounds_settings = BoundSettings(confidence=confidence, resamples=resamples, seed=seed)
+    bounds_settings = BoundSettings(
+        confidence=confidence, resamples=resamples, seed=seed, tests=box_tests(shrink_steps)
+    )
+    reach = safe_reachability(task, len(ids), threshold, confidence, shrink_steps, resamples, seed)
     space = problem.space()
     clean_all = problem.metric()
     clean_search = search.metric()
@@ -190,6 +205,7 @@ def signature_from_problem(
         shrink_steps=shrink_steps,
         corners=corners,
         seed=seed,
+        needed=reach.needed,
     )
     published = box.published
     worst = published.worst
@@ -235,6 +251,7 @@ def signature_from_problem(
             "clean_holdout_lower_bound": box.clean_lower_bound,
             "floor": floor,
             "floor_search": threshold * clean_search,
+            "min_holdout_items": reach.needed,
         },
         "sweep": {"points": points, "refine": refine, "items": "search", "method": SWEEP_METHOD},
         "envelope": envelope,
@@ -317,6 +334,11 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
+def _level(stats: dict[str, Any]) -> str:
+    """The per-test level of a signature's bounds, in words."""
+    return level_text(BoundSettings(confidence=stats["confidence"], tests=stats["tests"]))
+
+
 def signature_headline(sig: dict[str, Any]) -> list[str]:
     """Three short lines for a terminal or a report: box status, sensitivity, tightest.
 
@@ -325,8 +347,9 @@ def signature_headline(sig: dict[str, Any]) -> list[str]:
     sensitive when every stage's sensitivity is 0.
     """
     metric, box, worst = sig["metric"], sig["box"], sig["worst_case"]
-    level = f"{sig['statistics']['confidence']:.0%}"
+    level = _level(sig["statistics"])
     n = len(sig["cross_fit"]["holdout_ids"])
+    needed = sig["acceptance"]["min_holdout_items"]
     if box["status"] == SAFE:
         first = (
             f"safe box (common scale {box['scale']:g} of the per-axis envelope): worst case "
@@ -340,6 +363,10 @@ def signature_headline(sig: dict[str, Any]) -> list[str]:
             f"{_fmt(worst['metric'])}, {level} lower bound {_fmt(worst['lower_bound'])} < floor "
             f"{_fmt(sig['acceptance']['floor'])} on {n} held-out items)"
         )
+        if needed is None:
+            first += "; no number of held-out items can reach the threshold with these settings"
+        elif n < needed:
+            first += f"; no box can be declared safe: needs >= {needed} held-out items, has {n}"
     top = sig["sensitivity"]["most_sensitive"]
     if top is None:
         second = "most sensitive stage: none (the metric did not drop along any 1-D sweep)"
@@ -366,7 +393,7 @@ def signature_report(sig: dict[str, Any]) -> Report:
     acc, worst, tight, box = sig["acceptance"], sig["worst_case"], sig["tightest"], sig["box"]
     stats, cross = sig["statistics"], sig["cross_fit"]
     metric = sig["metric"]
-    level = f"{stats['confidence']:.0%}"
+    level = _level(stats)
     worst_from = worst["source"] + (
         f" {worst['corner']}" if worst["corner"] else f", attack {worst['attack']}"
     )
@@ -387,6 +414,12 @@ def signature_report(sig: dict[str, Any]) -> Report:
             f"{_fmt(worst['lower_bound'])} ({worst_from})",
         ),
         ("bound method", f"{stats['method']}: {stats['description']}"),
+        (
+            "held-out items a safe box needs",
+            "none suffice"
+            if acc["min_holdout_items"] is None
+            else f">= {acc['min_holdout_items']} (has {len(cross['holdout_ids'])})",
+        ),
         (
             "tightest per-axis interval",
             f"{tight['parameter']}: [{_fmt(tight['low'])}, {_fmt(tight['high'])}] "

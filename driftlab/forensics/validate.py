@@ -8,8 +8,11 @@ unknown keys) and the relations between fields (item split recomputed from
 its seed, envelope ends around the defaults and inside the recorded domains,
 the published box equal to the scaled envelope, the worst case inside the
 box, the ranking recomputed from the envelope, floors equal to threshold x
-clean). Every problem raises one error class, :class:`SignatureError`, whose
-message names the file and the field (``field 'envelope.gamma.gamma.elements[0].low'``).
+clean, the Bonferroni count and per-test confidence recomputed from
+``shrink_steps`` and ``confidence``, the held-out count a safe box needs
+recomputed from the bound). Every problem raises one error class,
+:class:`SignatureError`, whose message names the file and the field
+(``field 'envelope.gamma.gamma.elements[0].low'``).
 
 Nothing here re-measures: :mod:`driftlab.forensics.verify` does that, after
 this validation, on the recorded model and items.
@@ -58,6 +61,7 @@ __all__ = [
     "MAX_ITEMS",
     "MAX_OPTION_INTEGER",
     "MAX_PARAMETERS",
+    "MAX_SHRINK_STEPS",
     "MAX_TEXT",
     "SCHEMA_ID",
     "SignatureError",
@@ -65,7 +69,7 @@ __all__ = [
     "validate_signature",
 ]
 
-SCHEMA_ID = "driftlab-signature/2"
+SCHEMA_ID = "driftlab-signature/3"
 DEFAULT_TOLERANCE = 1e-6
 """Default absolute tolerance of ``signature verify`` on every re-measured metric,
 view distance and bound: equal software on equal hardware reproduces each
@@ -81,6 +85,7 @@ MAX_CORNERS = 4096
 MAX_CHECKS = 64
 MAX_OPTION_INTEGER = 1_000_000
 MAX_DEPTH = 8
+MAX_SHRINK_STEPS = 30
 _SLACK = 1e-9  # float slack of recomputed relations
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
@@ -406,6 +411,9 @@ _SIGNATURE = _obj(
         "statistics": _obj(
             {
                 "confidence": _number(0.0, 1.0, low_open=True),
+                "correction": _enum("bonferroni"),
+                "tests": _number(1, 2**MAX_SHRINK_STEPS, integer=True),
+                "per_test_confidence": _number(0.0, 1.0, low_open=True),
                 "method": _enum("clopper-pearson", "percentile-bootstrap"),
                 "description": _TEXT,
                 "resamples": _nullable(_number(1, MAX_OPTION_INTEGER, integer=True)),
@@ -421,6 +429,7 @@ _SIGNATURE = _obj(
                 "clean_holdout_lower_bound": _METRIC,
                 "floor": _METRIC,
                 "floor_search": _METRIC,
+                "min_holdout_items": _nullable(_number(1, MAX_ITEMS, integer=True)),
             }
         ),
         "sweep": _obj(
@@ -451,7 +460,7 @@ _SIGNATURE = _obj(
                 "status": _enum("safe", "per-axis tolerance"),
                 "scale": _number(0.0, 1.0),
                 "reason": _TEXT,
-                "shrink_steps": _number(0, 64, integer=True),
+                "shrink_steps": _number(0, MAX_SHRINK_STEPS, integer=True),
                 "corner_limit": _number(2, MAX_CORNERS, integer=True),
                 "low": _VALUES,
                 "high": _VALUES,
@@ -491,7 +500,8 @@ def _close(a: float, b: float, scale: float = 1.0) -> bool:
 
 
 def _consistency(sig: dict[str, Any]) -> None:
-    from driftlab.forensics.crossfit import PER_AXIS, SAFE, split_items
+    from driftlab.forensics.confidence import BoundSettings, min_holdout_items
+    from driftlab.forensics.crossfit import PER_AXIS, SAFE, box_tests, split_items
     from driftlab.forensics.envelope import (
         corner_patterns,
         element_label,
@@ -509,6 +519,29 @@ def _consistency(sig: dict[str, Any]) -> None:
         raise _Invalid("statistics.method", f"expected {method!r} for {sig['metric']}")
     if method == "percentile-bootstrap" and (stats["resamples"] is None or stats["seed"] is None):
         raise _Invalid("statistics", "a bootstrap needs 'resamples' and 'seed'")
+    tests = box_tests(sig["box"]["shrink_steps"])
+    if stats["tests"] != tests:
+        raise _Invalid(
+            "statistics.tests",
+            f"expected 2 ** box.shrink_steps = {tests} (every box the bisection can test)",
+        )
+    if not stats["confidence"] < 1:
+        raise _Invalid("statistics.confidence", "expected a level below 1")
+    try:
+        bounds = BoundSettings(
+            confidence=stats["confidence"],
+            resamples=stats["resamples"] or 1,
+            seed=stats["seed"] or 0,
+            tests=tests,
+        )
+    except ValueError as exc:
+        raise _Invalid("statistics", str(exc)) from None
+    if not _close(stats["per_test_confidence"], bounds.level):
+        raise _Invalid(
+            "statistics.per_test_confidence",
+            f"expected 1 - (1 - confidence) / tests = {bounds.level!r} (Bonferroni), got "
+            f"{stats['per_test_confidence']!r}",
+        )
 
     data = sig["data"]
     ids = data["ids"]
@@ -530,6 +563,17 @@ def _consistency(sig: dict[str, Any]) -> None:
     for field, clean in (("floor", "clean_holdout"), ("floor_search", "clean_search")):
         if not _close(acc[field], acc["threshold"] * acc[clean]):
             raise _Invalid(f"acceptance.{field}", f"expected threshold x {clean}")
+    needed = min_holdout_items(sig["task"], acc["threshold"], bounds)
+    if acc["min_holdout_items"] != needed:
+        raise _Invalid(
+            "acceptance.min_holdout_items",
+            f"expected {needed!r} (least held-out count whose bound can reach the threshold)",
+        )
+    if sig["box"]["status"] == "safe" and (needed is None or len(holdout_idx) < needed):
+        raise _Invalid(
+            "box.status",
+            f"'safe' needs >= {needed} held-out items, the split has {len(holdout_idx)}",
+        )
 
     params = {}
     for i, p in enumerate(sig["pipeline"]["parameters"]):
@@ -793,7 +837,8 @@ def validate_signature(sig: Any, where: str = "signature") -> dict[str, Any]:
     ):
         raise SignatureError(
             f"{where}: field 'schema': {sig['schema']!r} is not {SCHEMA_ID!r}; signatures "
-            "without held-out evidence are no longer accepted, run 'driftlab forensics' again"
+            "of older layouts (without held-out evidence, or with bounds not corrected for "
+            "the boxes tested) are no longer accepted, run 'driftlab forensics' again"
         )
     try:
         _SIGNATURE(sig, "")

@@ -10,9 +10,11 @@ refused unless explicitly allowed), and re-measures on the recorded items
 (:func:`check_measurements`): the clean metric on all, search and held-out
 items, both ends and the steepest point of every 1-D envelope sweep, every
 recorded corner of the published box, the attack's point and the defaults,
-the lower bounds, and the box's status. Every value is compared with the
-verifier's tolerance (:data:`DEFAULT_TOLERANCE` unless given); the tolerance
-recorded in the file is only reported.
+the lower bounds (at the Bonferroni-corrected level recomputed from the
+recorded family-wise ``confidence`` and ``box.shrink_steps``, never the
+recorded per-test level), and the box's status. Every value is compared
+with the verifier's tolerance (:data:`DEFAULT_TOLERANCE` unless given); the
+tolerance recorded in the file is only reported.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import torch
 from driftlab.attacks.problem import AttackProblem
 from driftlab.datasets.base import DatasetError
 from driftlab.forensics.confidence import BoundSettings, metric_of_scores
-from driftlab.forensics.crossfit import SAFE
+from driftlab.forensics.crossfit import SAFE, box_tests
 from driftlab.forensics.envelope import corner_values, sweep_point
 from driftlab.forensics.model import file_sha256, load_view_model
 from driftlab.forensics.plan import ForensicsPlan, data_fingerprint
@@ -173,8 +175,10 @@ def check_measurements(
     Raises
     ------
     SignatureError
-        A parameter, default or domain that differs from the pipeline, or any
-        value outside the tolerance; the message lists them.
+        A recorded per-test confidence or test count that is not the
+        Bonferroni correction of ``box.shrink_steps``, a parameter, default or
+        domain that differs from the pipeline, or any value outside the
+        tolerance; the message lists them.
     """
     if not (isinstance(tolerance, (int, float)) and math.isfinite(tolerance) and tolerance >= 0):
         raise SignatureError(f"tolerance: expected a finite number >= 0, got {tolerance!r}")
@@ -226,11 +230,22 @@ def check_measurements(
                     f"{space[key].domain.describe(space[key].unit)}: {'; '.join(problems)}"
                 )
     stats = sig["statistics"]
+    tests = box_tests(sig["box"]["shrink_steps"])
     bounds_settings = BoundSettings(
         confidence=stats["confidence"],
         resamples=stats["resamples"] or 1,
         seed=stats["seed"] or 0,
+        tests=tests,
     )
+    if stats["tests"] != tests or not math.isclose(
+        stats["per_test_confidence"], bounds_settings.level, rel_tol=0, abs_tol=1e-12
+    ):
+        raise SignatureError(
+            f"{where}: field 'statistics.per_test_confidence': recorded "
+            f"{stats['per_test_confidence']!r} for {stats['tests']} tests, but "
+            f"box.shrink_steps = {sig['box']['shrink_steps']} gives {tests} tests and "
+            f"1 - (1 - confidence) / {tests} = {bounds_settings.level!r} (Bonferroni)"
+        )
     task = problem.task
     acc = sig["acceptance"]
 
