@@ -4,7 +4,7 @@ domains, units and per-element bounds, and projection back inside them."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
@@ -305,6 +305,14 @@ class ParameterSpace:
         return {s.key: s.default.copy() for s in self.slots}
 
 
+def _check_keys(resolved: ResolvedPipeline, values: Mapping[str, Any]) -> None:
+    """Raise :class:`AttackTargetError` for a key of ``values`` naming no parameter."""
+    known = {f"{s.name}.{k}" for s in resolved.stages for k in s.values}
+    for key in values:
+        if key not in known:
+            raise AttackTargetError(f"no parameter {key!r}{suggest(key, sorted(known))}")
+
+
 def spec_with_values(
     resolved: ResolvedPipeline, values: Mapping[str, np.ndarray], name: str | None = None
 ) -> PipelineSpec:
@@ -320,10 +328,7 @@ def spec_with_values(
     AttackTargetError
         A key names no parameter of the pipeline.
     """
-    known = {f"{s.name}.{k}" for s in resolved.stages for k in s.values}
-    for key in values:
-        if key not in known:
-            raise AttackTargetError(f"no parameter {key!r}{suggest(key, sorted(known))}")
+    _check_keys(resolved, values)
     stages = []
     for s in resolved.stages:
         params = {
@@ -368,10 +373,7 @@ def resolved_with_values(
         has another shape, leaves the parameter's domain or is refused by the
         stage (the message names the key).
     """
-    known = {f"{s.name}.{k}" for s in resolved.stages for k in s.values}
-    for key in values:
-        if key not in known:
-            raise AttackTargetError(f"no parameter {key!r}{suggest(key, sorted(known))}")
+    _check_keys(resolved, values)
     stages = []
     for s in resolved.stages:
         changed = {k: v for k, v in s.values.items() if f"{s.name}.{k}" in values}

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from driftlab.cache import render_identity
 from driftlab.engine.cell import Cell, CellOutput, CellSuccess
 from driftlab.engine.progress import Progress
 from driftlab.engine.rundir import CellRecord, RunDir
@@ -84,6 +85,7 @@ class ForensicsExperiment:
             "model.sha256": plan.model_info["sha256"],
             "data.sha256": plan.data_info["sha256"],
             f"pipeline.{plan.base.name}": plan.base.fingerprint(),
+            **render_identity(plan.camera, [plan.problem.resolved]),
         }
 
     def manifest(self, plan: ForensicsPlan) -> dict[str, Any]:
