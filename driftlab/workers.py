@@ -6,6 +6,10 @@ made parts of the test suite hang when CUDA was visible. Each worker
 
 * sees the parent's ``sys.path`` (plugins found on it stay importable),
 * uses one torch thread (the processes already use the cores),
+* sets ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` unless the environment sets it
+  (before CUDA starts in the process), so that cells on a GPU, which ask
+  for deterministic kernels (:func:`driftlab.engine.cell.isolated_state`),
+  get deterministic cuBLAS products too,
 * exits as soon as its parent dies (``PR_SET_PDEATHSIG`` on Linux, and a
   watchdog thread everywhere), so no worker outlives a killed driver.
 """
@@ -54,6 +58,7 @@ def _initialise(events: Any, path: list[str], parent: int) -> None:
     sys.path[:] = path
     watch_parent(parent)
     os.environ["DRIFTLAB_WORKER"] = "1"
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     import torch
 
     torch.set_num_threads(1)

@@ -7,9 +7,19 @@ session (read-only: tests that damage a copy make their own with
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.fixtures_zenodo import DroneFixture, MicroscopyFixture, make_drone, make_microscopy
+
+
+@pytest.fixture(autouse=True)
+def no_terminal_width(monkeypatch):
+    """CLI tables printed in tests are not wrapped to a width the runner happens to set
+    (pytest-xdist workers set ``COLUMNS=80``): without ``COLUMNS`` and a terminal,
+    :func:`driftlab.cli.common.echo_table` prints one line per row."""
+    monkeypatch.delenv("COLUMNS", raising=False)
 
 
 @pytest.fixture(scope="session")
@@ -65,3 +75,21 @@ def signatures_follow_the_schema():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(signature_module, "validate_signature", both)
         yield written
+
+
+def pytest_configure(config):
+    """Under pytest-xdist, share the cores between the test processes.
+
+    Each process would otherwise start one torch (OpenMP) thread per core, so
+    ``-n 15`` on 16 cores runs about 240 spinning threads. Each worker gets
+    ``cores // workers`` threads (at least one), also for the processes it
+    starts (``OMP_NUM_THREADS``).
+    """
+    count = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if not count or not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    threads = max(1, (os.cpu_count() or 1) // max(1, int(count)))
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)

@@ -184,3 +184,16 @@ def test_verify_filters():
     assert [d["stage"] for d in json.loads(result.output)] == ["gamma.power"]
     bad = CliRunner().invoke(main, ["verify", "--stage", "gamma.pwer"])
     assert bad.exit_code == 2 and "did you mean 'gamma.power'" in bad.output
+
+
+def test_tables_wrap_to_columns_and_never_into_a_pipe(monkeypatch, capsys):
+    from driftlab.cli.common import echo_table
+
+    rows = [("black_level.subtract", "levels per element [0.06153, 0.06347] fraction of white")]
+    echo_table(rows, ("stage", "parameters"))
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and lines[2].startswith("black_level.subtract")  # a pipe: one row
+    monkeypatch.setenv("COLUMNS", "40")
+    echo_table(rows, ("stage", "parameters"))
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) > 3 and all(len(line) <= 40 for line in lines)

@@ -563,3 +563,26 @@ def test_identity_follows_the_camera_and_the_rendering_code(plugin, tmp_path):
     edited = SYNTHESIS.identity(plan)
     assert edited["render.code"] != first["render.code"]
     assert edited["camera.sha256"] == first["camera.sha256"]
+
+
+def test_cells_on_a_gpu_ask_for_deterministic_kernels_and_restore_the_settings():
+    from driftlab.engine.cell import isolated_state
+
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+    )
+    torch.backends.cudnn.benchmark = True
+    try:
+        with isolated_state(threads=None, cuda=True):
+            assert torch.are_deterministic_algorithms_enabled()
+            assert torch.is_deterministic_algorithms_warn_only_enabled()
+            assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        assert torch.backends.cudnn.benchmark
+        assert torch.are_deterministic_algorithms_enabled() == before[0]
+        assert torch.backends.cudnn.deterministic == before[1]
+        with isolated_state(threads=None, cuda=False):  # CPU cells leave the settings alone
+            assert torch.backends.cudnn.benchmark
+    finally:
+        torch.backends.cudnn.benchmark = before[2]

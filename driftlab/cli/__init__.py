@@ -30,8 +30,12 @@ def main(ctx: click.Context, plugins: tuple[str, ...]) -> None:
     differentiable) so that a model can be trained under one camera
     processing and tested under others (Oala et al., TMLR 2023).
     """
+    import os
     import sys
 
+    # deterministic cuBLAS for cells on a GPU (driftlab.engine.cell.isolated_state); read
+    # when CUDA starts, so set before any command touches it, unless the user set it
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     if "" not in sys.path and "." not in sys.path:
         sys.path.insert(0, "")  # -p MODULE finds modules in the current folder, like python -m
     ctx.obj = {"plugins": plugins}

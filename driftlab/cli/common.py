@@ -4,6 +4,7 @@ and exit codes, logging to stderr, and tables that fit the terminal."""
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
 import textwrap
@@ -101,11 +102,16 @@ def echo_table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> None:
 
     Columns keep their natural width when the table fits; otherwise the
     widest columns are narrowed (never below 12 characters) and their cells
-    wrapped onto continuation lines.
+    wrapped onto continuation lines. The width is ``COLUMNS`` when set, else
+    the terminal's when standard output is one; output to a pipe or a file
+    is never wrapped (one line per row, so ``grep`` finds whole rows).
     """
     cells = [[str(c) for c in header], *[[str(c) for c in r] for r in rows]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    total = shutil.get_terminal_size((120, 24)).columns
+    if os.environ.get("COLUMNS", "").strip().isdigit() or sys.stdout.isatty():
+        total = shutil.get_terminal_size((120, 24)).columns
+    else:
+        total = sum(widths) + 2 * len(widths)
     gap = 2 * (len(widths) - 1)
     while sum(widths) + gap > total:
         widest = max(range(len(widths)), key=lambda i: widths[i])

@@ -203,8 +203,23 @@ def isolated_state(threads: int | None = 1, cuda: bool | None = None):
     is already initialised in this process), numpy's legacy global state
     and Python's ``random`` state, and the torch intra-op thread count
     (``threads=None`` leaves it alone).
+
+    When ``cuda`` is true the block also runs with deterministic kernels
+    (``torch.use_deterministic_algorithms(True, warn_only=True)``, cuDNN
+    deterministic and not benchmarking), restored afterwards: a cell computed
+    again on the same GPU, e.g. after an interrupted run, gives the same
+    numbers. Operations without a deterministic CUDA kernel warn instead of
+    failing; cuBLAS is deterministic only with ``CUBLAS_WORKSPACE_CONFIG``
+    set before CUDA starts, which driftlab's worker processes do
+    (:mod:`driftlab.workers`).
     """
     previous_threads = torch.get_num_threads()
+    previous_kernels = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+    )
     np_state = np.random.get_state()
     py_state = random.getstate()
     if cuda is None:
@@ -212,11 +227,19 @@ def isolated_state(threads: int | None = 1, cuda: bool | None = None):
     devices = list(range(torch.cuda.device_count())) if cuda and torch.cuda.is_available() else []
     if threads is not None:
         torch.set_num_threads(threads)
+    if cuda:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
     try:
         with torch.random.fork_rng(devices=devices):
             yield
     finally:
         torch.set_num_threads(previous_threads)
+        enabled, warn_only, cudnn_deterministic, cudnn_benchmark = previous_kernels
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+        torch.backends.cudnn.deterministic = cudnn_deterministic
+        torch.backends.cudnn.benchmark = cudnn_benchmark
         np.random.set_state(np_state)
         random.setstate(py_state)
 
