@@ -77,6 +77,33 @@ def test_symmetric_padding_matches_numpy_even_when_wider_than_image():
         np.testing.assert_array_equal(pad_symmetric(x, pad, pad)[0, 0].numpy(), expected)
 
 
+@pytest.mark.parametrize("mode", ["symmetric", "reflect"])
+def test_padding_matches_numpy_with_and_without_autograd_and_its_gradients_check(mode):
+    """Every pad width the slice path takes (with autograd: the custom backward that
+    folds the borders back; without: one allocation) equals numpy.pad, and the backward
+    passes gradcheck and gradgradcheck."""
+    rng = np.random.default_rng(0)
+    shift = 0 if mode == "symmetric" else 1
+    for h, w in [(5, 7), (3, 4)]:
+        for pad_y in range(h + 1 - shift):
+            for pad_x in range(w + 1 - shift):
+                x = torch.tensor(rng.random((2, 1, h, w)), requires_grad=True)
+                expected = np.pad(
+                    x.detach().numpy(), ((0, 0), (0, 0), (pad_y, pad_y), (pad_x, pad_x)), mode
+                )
+                with torch.no_grad():
+                    plain = pad_symmetric(x, pad_y, pad_x, mode)
+                np.testing.assert_array_equal(plain.numpy(), expected)
+                padded = pad_symmetric(x, pad_y, pad_x, mode)
+                np.testing.assert_array_equal(padded.detach().numpy(), expected)
+
+                def pad(t, py=pad_y, px=pad_x):
+                    return pad_symmetric(t, py, px, mode)
+
+                assert torch.autograd.gradcheck(pad, (x,))
+                assert torch.autograd.gradgradcheck(pad, (x,))
+
+
 @pytest.mark.parametrize("cfa", CFA_PATTERNS)
 def test_differentiable_bilinear_matches_colour_demosaicing_on_padded_mosaic(cfa):
     rng = np.random.default_rng(1)

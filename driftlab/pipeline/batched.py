@@ -97,9 +97,10 @@ _LUMA_KINDS = (
 _LUMA_ROW = YUV_FROM_RGB[0]  # Y = 0.299 R + 0.587 G + 0.114 B
 _LUMA_BACK = RGB_FROM_YUV[:, 0]  # d(R, G, B) / dY at fixed U, V
 
-CPU_CHUNK_PIXELS = 2**18
-"""Default pixels per chunk on the CPU (4 views of 256x256): the chunk's working set stays
-within the last-level cache of a typical CPU."""
+CPU_CHUNK_PIXELS = 2**19
+"""Default pixels per chunk on the CPU (8 views of 256x256): large enough that per-operation
+overhead is small against the arithmetic, small enough that the working set stays near
+the last-level cache of a typical CPU (2**18 and 2**20 measured slower on 2 cores)."""
 CUDA_CHUNK_PIXELS = 2**24
 """Default pixels per chunk on a CUDA device (256 views of 256x256)."""
 

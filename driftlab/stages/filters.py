@@ -30,6 +30,8 @@ unless its docstring says otherwise.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.ndimage as ndi
 import torch
@@ -199,19 +201,66 @@ def pad_symmetric(x: torch.Tensor, pad_y: int, pad_x: int, mode: str = "symmetri
     shift = 0 if mode == "symmetric" else 1
     if pad_y + shift <= h and pad_x + shift <= w:
         # slices and flips are much faster than a gather on CPU
-        return _pad_axis(_pad_axis(x, pad_y, shift, -2), pad_x, shift, -1)
+        if x.requires_grad and torch.is_grad_enabled():
+            return _PadSymmetric.apply(x, pad_y, pad_x, shift)
+        return _pad_into(x, pad_y, pad_x, shift)
     iy = torch.as_tensor(symmetric_indices(h, pad_y, mode), device=x.device)
     ix = torch.as_tensor(symmetric_indices(w, pad_x, mode), device=x.device)
     return x.index_select(-2, iy).index_select(-1, ix)
 
 
-def _pad_axis(x: torch.Tensor, pad: int, shift: int, dim: int) -> torch.Tensor:
-    if pad == 0:
-        return x
-    n = x.shape[dim]
-    before = x.narrow(dim, shift, pad).flip(dim)
-    after = x.narrow(dim, n - pad - shift, pad).flip(dim)
-    return torch.cat([before, x, after], dim=dim)
+def _pad_into(x: torch.Tensor, pad_y: int, pad_x: int, shift: int) -> torch.Tensor:
+    """:func:`pad_symmetric` without autograd: one allocation, the image copied once.
+
+    The interior is copied into a new tensor, then the row borders are
+    mirrored from the image and the column borders (corners included) from
+    the padded rows; only border strips are copied twice.
+    """
+    h, w = x.shape[-2:]
+    out = x.new_empty((*x.shape[:-2], h + 2 * pad_y, w + 2 * pad_x))
+    out[..., pad_y : pad_y + h, pad_x : pad_x + w] = x
+    if pad_y:
+        inner = out[..., :, pad_x : pad_x + w]
+        inner[..., :pad_y, :] = x[..., shift : shift + pad_y, :].flip(-2)
+        inner[..., pad_y + h :, :] = x[..., h - pad_y - shift : h - shift, :].flip(-2)
+    if pad_x:
+        left = out[..., :, pad_x + shift : 2 * pad_x + shift].flip(-1)
+        right = out[..., :, w - shift : w + pad_x - shift].flip(-1)
+        out[..., :, :pad_x] = left
+        out[..., :, pad_x + w :] = right
+    return out
+
+
+def _fold_pad(g: torch.Tensor, pad_y: int, pad_x: int, shift: int) -> torch.Tensor:
+    """Adjoint of :func:`_pad_into`: fold the border gradients back onto the image.
+
+    Columns first (the forward mirrored them from the padded rows), then rows.
+    Made of differentiable operations, so higher derivatives work too.
+    """
+    h, w = g.shape[-2] - 2 * pad_y, g.shape[-1] - 2 * pad_x
+    rows = g[..., :, pad_x : pad_x + w].clone()
+    if pad_x:
+        rows[..., :, shift : shift + pad_x] += g[..., :, :pad_x].flip(-1)
+        rows[..., :, w - pad_x - shift : w - shift] += g[..., :, pad_x + w :].flip(-1)
+    out = rows[..., pad_y : pad_y + h, :].clone()
+    if pad_y:
+        out[..., shift : shift + pad_y, :] += rows[..., :pad_y, :].flip(-2)
+        out[..., h - pad_y - shift : h - shift, :] += rows[..., pad_y + h :, :].flip(-2)
+    return out
+
+
+class _PadSymmetric(torch.autograd.Function):
+    """:func:`_pad_into` with its adjoint :func:`_fold_pad` as the backward: one
+    allocation each way instead of two concatenations and their slicing backward."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, pad_y: int, pad_x: int, shift: int) -> torch.Tensor:
+        ctx.pads = (pad_y, pad_x, shift)
+        return _pad_into(x, pad_y, pad_x, shift)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
+        return _fold_pad(grad, *ctx.pads), None, None, None
 
 
 # -- filters -------------------------------------------------------------------------------
