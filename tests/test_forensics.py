@@ -148,6 +148,14 @@ def test_examined_items_are_the_runs_own_held_out_fold(synthesis_run):
     other = load_forensics_config(forensics_config(synthesis_run, dataset__name="other-set"))
     section = _dataset_section(other, run_cfg)
     assert (section.name, section.intensity, section.options) == ("other-set", 1.0, {})
+    # the run's camera too: the items are rendered for the camera the model was trained on
+    with_camera = {**run_cfg, "dataset": {**run_cfg["dataset"], "camera": "openisp"}}
+    section = _dataset_section(config, with_camera)
+    assert section.camera == "openisp"
+    assert open_dataset(section, registry)[1].spec.camera.name == "openisp"
+    assert _dataset_section(other, with_camera).camera is None
+    own = load_forensics_config(forensics_config(synthesis_run, dataset__camera="identity"))
+    assert _dataset_section(own, with_camera).camera == "identity"
 
 
 def test_gradient_attack_on_static_only_pipeline_is_refused(synthesis_run, tmp_path):

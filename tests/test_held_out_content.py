@@ -216,3 +216,63 @@ def test_classification_class_order_is_left_to_matching_by_name_but_the_task_is_
     permuted = attrs.evolve(aerial.spec, classes=tuple(reversed(aerial.spec.classes)))
     with pytest.raises(DatasetError, match="same names in another order"):
         check_mask_classes(aerial.spec, permuted)
+
+
+# -- the checks run where a [test] set is opened --------------------------------------------------
+
+
+def test_open_held_out_refuses_a_renamed_copy_and_a_permuted_mask_class_list(tmp_path):
+    """The checks above are not only functions: every run with a [test] set goes through
+    open_held_out, which refuses both leaks with a ConfigError naming [test]."""
+    from driftlab.engine.config import DatasetSection
+    from driftlab.engine.config import TestSection as HeldOutSection
+    from driftlab.engine.planning import open_held_out
+    from driftlab.errors import ConfigError
+
+    train = _folder(tmp_path / "train", [f"t{i}" for i in range(6)], seed=0)
+    test = _folder(tmp_path / "test", ["u0", "u1"], seed=1)
+    options = {"labels_csv": "labels.csv", "camera": "openisp"}
+    section = DatasetSection(name="raw-folder", data_root=str(train), options=options)
+    assert open_held_out(section, HeldOutSection(data_root=str(test)), REGISTRY) is not None
+    shutil.copy(train / "t2.tif", test / "copy.tif")
+    (test / "labels.csv").write_text("file,label\nu0.tif,a\nu1.tif,b\ncopy.tif,a\n")
+    with pytest.raises(ConfigError, match=r"\[test\]: 1 test item\(s\) hold the same raw data.*"
+                       r"test 'copy' = training 't2'"):  # fmt: skip
+        open_held_out(section, HeldOutSection(data_root=str(test)), REGISTRY)
+
+    masks = {"images_dir": "img", "masks_dir": "masks"}
+    _masks(tmp_path / "seg-train", ["background", "car"])
+    _masks(tmp_path / "seg-test", ["car", "background"])
+    seg = DatasetSection(
+        name="raw-folder",
+        data_root=str(tmp_path / "seg-train"),
+        options={**masks, "classes": ["background", "car"]},
+    )
+    permuted = HeldOutSection(
+        data_root=str(tmp_path / "seg-test"), options={**masks, "classes": ["car", "background"]}
+    )
+    with pytest.raises(ConfigError, match=r"same names in another order"):
+        open_held_out(seg, permuted, REGISTRY)
+
+
+def test_a_synthesis_run_with_a_copied_test_item_is_refused_before_its_folder_exists(tmp_path):
+    from driftlab.errors import ConfigError
+    from driftlab.synthesis import run_synthesis
+
+    train = _folder(tmp_path / "train", [f"t{i}" for i in range(6)], seed=0)
+    test = _folder(tmp_path / "test", ["u0", "u1"], seed=1)
+    shutil.copy(train / "t4.tif", test / "u1.tif")  # same name in the other set, t4's pixels
+    options = {"labels_csv": "labels.csv", "camera": "openisp"}
+    config = {
+        "dataset": {"name": "raw-folder", "data_root": str(train), "options": options},
+        "test": {"data_root": str(test)},
+        "pipelines": {"train": ["bi,s,ga"], "test": ["bi,s,ga"]},
+        "corruptions": {"names": ["identity"], "severities": [1]},
+        "model": {"name": "small-cnn", "options": {"width": 4}},
+        "training": {"epochs": 1, "batch_size": 4, "folds": 2, "seed": 0},
+        "run": {"workers": 0, "progress": False, "device": "cpu"},
+    }
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match=r"test 'u1' = training 't4'"):
+        run_synthesis(config, out=out, registry=REGISTRY)
+    assert not out.exists()

@@ -339,3 +339,38 @@ def test_an_oversized_or_binary_id_list_is_refused(tmp_path, monkeypatch):
     section = _section(name="embedded-smear", options={"n_items": 10, "size": 16})
     with pytest.raises(ConfigError, match=r"cannot read .* as a UTF-8 id list"):
         open_held_out(section, HeldOutSection(ids=str(ids)), REGISTRY)
+
+
+def test_the_test_sets_camera_enters_the_run_identity(tmp_path):
+    """A [test] set's views are rendered with its own camera: another camera for the same
+    test folder is another run (cells are not reused)."""
+    from driftlab.cache import camera_digest
+    from driftlab.synthesis.config import SynthesisConfig
+    from driftlab.synthesis.experiment import SYNTHESIS
+
+    train = _folder(tmp_path / "train", {f"t{i}": "ab"[i % 2] for i in range(6)}, 0)
+    test = _folder(tmp_path / "test", {"u0": "a", "u1": "b"}, 1)
+
+    def identity(camera: str) -> dict:
+        config = {
+            "dataset": {
+                "name": "raw-folder",
+                "data_root": str(train),
+                "options": {"labels_csv": "labels.csv", "camera": "openisp"},
+            },
+            "test": {"data_root": str(test), "options": {"labels_csv": "labels.csv",
+                                                         "camera": camera}},
+            "pipelines": {"train": ["bi,s,ga"], "test": ["bi,s,ga"]},
+            "model": {"name": "small-cnn"},
+            "training": {"folds": 2},
+            "run": {"device": "cpu"},
+        }  # fmt: skip
+        plan = SYNTHESIS.plan(SynthesisConfig.load(config), REGISTRY)
+        out = SYNTHESIS.identity(plan)
+        assert out["camera.test.sha256"] == camera_digest(plan.held_out.test.spec.camera)
+        return out
+
+    same, other = identity("openisp"), identity("raw-microscopy")
+    assert same["camera.test.sha256"] == same["camera.sha256"]
+    assert other["camera.test.sha256"] != same["camera.test.sha256"]
+    assert other["camera.sha256"] == same["camera.sha256"]

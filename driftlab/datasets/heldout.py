@@ -2,7 +2,9 @@
 
 A test set that shares item ids or split groups with the training set is
 refused where the two are opened (:func:`driftlab.engine.planning.open_held_out`).
-Two leaks pass that check; the functions here close them:
+Two leaks pass that check; the functions here close them, and
+:func:`~driftlab.engine.planning.open_held_out` calls them for every run with
+a ``[test]`` set (synthesis, audit, optimisation), before anything is written:
 
 * **content**: a renamed copy of a training item in the test set (another
   file name, another format, another photograph stem). :func:`shared_content`

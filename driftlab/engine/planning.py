@@ -19,6 +19,7 @@ import numpy as np
 
 from driftlab.corruptions.base import CorruptionSpec
 from driftlab.datasets.base import DatasetError, DatasetSpec, RawDataset, Sample
+from driftlab.datasets.heldout import check_mask_classes, check_no_shared_content
 from driftlab.datasets.splits import Fold, dataset_folds
 from driftlab.errors import ConfigError
 from driftlab.models.base import TaskModelSpec
@@ -549,11 +550,10 @@ def match_classes(
     train_classes = tuple(train_spec.classes)
     test_classes = tuple(test.spec.classes)
     if train_spec.task != "classification":
-        if set(test_classes) != set(train_classes):
-            raise ConfigError(
-                f"{where}: the test set's classes ({', '.join(test_classes)}) differ from the "
-                f"training set's ({', '.join(train_classes)})"
-            )
+        try:  # mask values are class indices: the same classes in the same order
+            check_mask_classes(train_spec, test.spec, where)
+        except DatasetError as exc:
+            raise ConfigError(str(exc)) from None
         return None, ()
     labels = _class_labels(test)
     present = sorted({int(v) for v in labels})
@@ -659,7 +659,10 @@ def open_held_out(
         An unknown dataset or option, ``ids`` combined with other keys,
         ``split`` for a dataset without named splits, unknown ids, a group
         on both sides, training and test sets sharing items, another task,
-        or test classes the training set lacks (naming them).
+        test classes the training set lacks (naming them), for segmentation another
+        class list or order, or test items holding the same raw data as training
+        items under other ids
+        (:func:`driftlab.datasets.heldout.check_no_shared_content`, naming pairs).
     """
     if not test.given:
         return None
@@ -674,11 +677,13 @@ def open_held_out(
                 "(or drop ids to name a second dataset or split)"
             )
         chosen, rest = _select_ids(train, test.ids)
-        return HeldOut(
+        held_out = HeldOut(
             train=ItemSubset(train, rest),
             test=ItemSubset(train, chosen),
             source=f"the {len(chosen)} items of {train.spec.name} listed in {Path(test.ids).name}",
         )
+        _refuse_shared_content(held_out.train, held_out.test)
+        return held_out
     if intensity is not None and test.intensity is not None:
         raise ConfigError(
             "[test].intensity: this run opens the test set at each [dataset] intensity; "
@@ -720,6 +725,7 @@ def open_held_out(
                 "the test set (e.g. crops of one photograph); choose disjoint splits"
             )
     class_map, notes = match_classes(train.spec, held)
+    _refuse_shared_content(train, held)
     if class_map is not None:
         held = ItemSubset(held, np.arange(len(held)), classes=train.spec.classes,
                           class_map=class_map)  # fmt: skip
@@ -727,6 +733,14 @@ def open_held_out(
     if test.data_root is not None:
         what += f" at {test.data_root}"
     return HeldOut(train=train, test=held, source=what, notes=notes)
+
+
+def _refuse_shared_content(train: RawDataset, test: RawDataset) -> None:
+    """:func:`driftlab.datasets.heldout.check_no_shared_content` as a :class:`ConfigError`."""
+    try:
+        check_no_shared_content(train, test, "[test]")
+    except DatasetError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def held_out_folds(

@@ -100,6 +100,11 @@ class ForensicsDatasetSection:
         None, check=check_number(0, 1, low_open=True), doc="default: the run's, else 1.0"
     )
     options: dict[str, Any] | None = setting(None, doc="default: the run's, else none")
+    camera: str | None = setting(
+        None,
+        doc="camera profile the data was captured with (default: the run's, else the "
+        "dataset's own)",
+    )
 
 
 @attrs.frozen(kw_only=True)

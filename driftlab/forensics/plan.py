@@ -169,6 +169,7 @@ def _dataset_section(config: ForensicsConfig, run_cfg: dict[str, Any] | None):
         data_root=merged.get("data_root"),
         intensity=float(merged.get("intensity", 1.0)),
         options=dict(merged.get("options", {})),
+        camera=merged.get("camera"),
     )
 
 

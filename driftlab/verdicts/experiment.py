@@ -23,7 +23,7 @@ import attrs
 import numpy as np
 import pandas as pd
 
-from driftlab.cache import render_identity
+from driftlab.cache import camera_digest, render_identity
 from driftlab.camera import CameraParams
 from driftlab.datasets.base import DatasetSpec, RawDataset
 from driftlab.engine.cell import ArrayRef
@@ -114,12 +114,14 @@ class DriftExperiment:
     def identity(self, plan: DriftPlan) -> dict[str, Any]:
         """Run-identity entries the configuration alone cannot give: data and pipeline
         fingerprints, the camera and the rendering code
-        (:func:`driftlab.cache.render_identity`)."""
+        (:func:`driftlab.cache.render_identity`), and the camera of a ``[test]`` set."""
         out: dict[str, Any] = {"data.fingerprint": plan.fingerprint}
         for spec in plan.pipelines:
             out[f"pipeline.{spec.name}"] = spec.fingerprint()
         resolved = [resolve(spec, plan.camera, plan.registry) for spec in plan.pipelines]
         out.update(render_identity(plan.camera, resolved))
+        if plan.held_out is not None:  # its views are rendered with its own camera
+            out["camera.test.sha256"] = camera_digest(plan.held_out.test.spec.camera)
         return out
 
     def prepare(self, plan: DriftPlan, run: RunDir, progress: Progress) -> Prepared:
