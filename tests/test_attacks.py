@@ -203,6 +203,9 @@ def test_resolved_with_values_replaces_checked_values_without_a_registry(trained
 
     _, resolved, raw, _, _ = trained
     changed = resolved_with_values(resolved, {"gamma.gamma": np.float32(1.8)})
+    assert changed.spec.fingerprint() == (
+        spec_with_values(resolved, {"gamma.gamma": np.float32(1.8)}).fingerprint()
+    )
     gamma = next(s for s in changed.stages if s.name == "gamma")
     assert float(gamma.values["gamma"]) == pytest.approx(1.8)
     for before, after in zip(resolved.stages, changed.stages, strict=True):

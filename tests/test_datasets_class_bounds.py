@@ -67,7 +67,7 @@ def test_integer_labels_without_classes_are_numbered_by_value(tmp_path):
 def test_negative_or_doubly_written_integer_labels_are_refused(tmp_path):
     _raws(tmp_path, ["a", "b"])
     _csv(tmp_path, [("a.npy", "0"), ("b.npy", "-1")])
-    with pytest.raises(DatasetError, match=r"labels.csv:3: class index -1 is negative"):
+    with pytest.raises(DatasetError, match=r"labels.csv:3: class label -1 is negative"):
         RAW_FOLDER.open(tmp_path, labels_csv="labels.csv")
     _csv(tmp_path, [("a.npy", "1"), ("b.npy", "01")])
     with pytest.raises(DatasetError, match=r"labels.csv: integer labels written in several ways"):

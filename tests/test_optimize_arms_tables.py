@@ -194,6 +194,8 @@ def test_a_forged_isp_record_is_refused_when_the_report_is_rebuilt(run, tmp_path
         (lambda d: d["initial"].update({"gamma.gamma": {"v": 2.2}}), "not an array of numbers"),
         (lambda d: d.update(intensity=None), "intensity must be a number, got None"),
         (lambda d: d.update(intensity="1.0"), "intensity must be a number"),
+        (lambda d: d.update(intensity=10**400), "intensity must be a number"),
+        (lambda d: d["initial"].update({"gamma.gamma": 10**400}), "not an array of numbers"),
         (lambda d: d.update(mode=["learned"]), "mode must be a string"),
         (lambda d: d.update(fold="0"), "fold must be an integer"),
         (lambda d: d.update(fold=0.0), "fold must be an integer"),

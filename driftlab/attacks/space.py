@@ -399,4 +399,7 @@ def resolved_with_values(
             except ValueError as exc:
                 raise AttackTargetError(f"{s.label}: {exc}") from None
         stages.append(attrs.evolve(s, values=new))
-    return attrs.evolve(resolved, stages=tuple(stages))
+    # the declaration follows the values, so a fingerprint or report of it is the new pipeline's
+    return attrs.evolve(
+        resolved, stages=tuple(stages), spec=spec_with_values(resolved, dict(values))
+    )

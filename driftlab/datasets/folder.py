@@ -213,8 +213,9 @@ def read_labels_csv(
         for row in rows:
             if int(row[1]) < 0:
                 problems.bad(
-                    f"{path}:{row[2]}: class index {row[1]} is negative; integer labels are "
-                    "class indices 0, 1, ..."
+                    f"{path}:{row[2]}: class label {row[1]} is negative; without classes, "
+                    "integer labels must be >= 0 (the classes are the distinct labels in "
+                    "numeric order)"
                 )
                 continue
             kept.append(row)

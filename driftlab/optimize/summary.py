@@ -416,7 +416,15 @@ def isp_change_summary(trajectory: pd.DataFrame) -> pd.DataFrame:
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A JSON number that float64 holds (an integer of 400 digits is refused, not an
+    OverflowError later)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def _numbers(value: object, where: str, depth: int = 0) -> None:
