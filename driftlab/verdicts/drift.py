@@ -34,7 +34,9 @@ records the values used, so the words (:mod:`driftlab.verdicts.headline`,
 :mod:`driftlab.verdicts.report`) are written from them.
 
 Guards: the ratio is left out (``null``) unless the ISP drop interval lies
-above 0; ``chance_level`` is the score of the best constant prediction on
+above 0, and its own interval (:func:`ratio_interval`, from the same
+replicates) has an unbounded upper end when too many replicates have no
+positive ISP drop; ``chance_level`` is the score of the best constant prediction on
 the same test items (majority class, best constant mask) and
 ``above_chance`` says whether the mean diagonal's interval lies above it;
 when it does not, rankings and the worst pair are left out. Every ``null``
@@ -62,6 +64,7 @@ __all__ = [
     "corruption_matrix",
     "drift_verdict",
     "isp_matrix",
+    "ratio_interval",
     "rescore",
     "summarize",
 ]
@@ -287,6 +290,41 @@ def _headline(quantities: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def _value(x: Any) -> float | None:
     x = float(x)
     return x if np.isfinite(x) else None
+
+
+def ratio_interval(
+    corruption: np.ndarray, isp: np.ndarray, level: float
+) -> list[float | None] | None:
+    """Percentile interval of the ratio corruption drop / ISP drop over bootstrap replicates.
+
+    A replicate whose ISP drop is 0 or below has no finite ratio: it counts as
+    an unbounded ratio (+inf), so the upper end is ``None`` (unbounded) when
+    more than ``(1 - level) / 2`` of the replicates have no positive ISP drop.
+    Replicates with an undefined drop (NaN) are left out, as
+    :func:`driftlab.stats.percentile_interval` does.
+
+    Parameters
+    ----------
+    corruption, isp : numpy.ndarray
+        ``(B,)`` replicates of the mean corruption and mean ISP drop (paired).
+    level : float
+        Coverage in (0, 1).
+
+    Returns
+    -------
+    list or None
+        ``[low, high]`` (``high`` None when unbounded); None when fewer than
+        90% of the replicates are defined.
+    """
+    corruption, isp = np.asarray(corruption, float), np.asarray(isp, float)
+    defined = np.isfinite(corruption) & np.isfinite(isp)
+    if defined.sum() < 0.9 * len(defined):
+        return None
+    c, d = corruption[defined], isp[defined]
+    big = np.finfo(np.float64).max / 4  # stands for +inf: quantiles interpolate between finite
+    ratios = np.where(d > 0, c / np.where(d > 0, d, 1.0), big)
+    low, high = np.quantile(np.minimum(ratios, big), [(1 - level) / 2, (1 + level) / 2])
+    return [float(low) if low < big / 2 else None, float(high) if high < big / 2 else None]
 
 
 def _interval(bounds: np.ndarray) -> list[float] | None:
@@ -564,6 +602,10 @@ def drift_verdict(
         )
     else:
         ratio = corr_drop / summary["mean_isp_drop"]
+        if rep_head is not None:
+            intervals["drop_ratio_corruption_over_isp"] = ratio_interval(
+                rep_head["mean_corruption_drop"], rep_head["mean_isp_drop"], s.level
+            )
     summary["drop_ratio_corruption_over_isp"] = ratio
 
     # rankings and their stability

@@ -97,7 +97,9 @@ def explanation(summary: dict[str, Any]) -> str:
         f"severity {s.severity} when the run has it (the paper compares at severity 3), with "
         "the mean over every severity beside it; a positive drop is a loss. The **ratio** is "
         "the mean corruption drop divided by the mean ISP drop, given only when the ISP drop "
-        f"is known to be above 0. Each **interval** `[low, high]` is a {level_text(s.level)} "
+        "is known to be above 0; its interval comes from the same resamples and is unbounded "
+        "above when too many resamples have no positive ISP drop (a small ISP drop makes the "
+        f"ratio very uncertain). Each **interval** `[low, high]` is a {level_text(s.level)} "
         "percentile interval of a seeded paired bootstrap that resamples folds and then test "
         "items within folds; the same resamples serve every number, so differences keep their "
         f"pairing. The **top-{k} probability** of a train pipeline is the fraction of "
@@ -149,7 +151,12 @@ def ratio_text(summary: dict[str, Any]) -> str:
     """The ratio, or why it is not given."""
     ratio = summary.get("drop_ratio_corruption_over_isp")
     if ratio is not None:
-        return fmt_value(ratio, 2)
+        interval = _iv(summary, "drop_ratio_corruption_over_isp")
+        if interval is None:
+            return fmt_value(ratio, 2)
+        low, high = interval
+        upper = "unbounded" if high is None else fmt_value(high, 2)
+        return f"{fmt_value(ratio, 2)} [{fmt_value(low, 2)}, {upper}]"
     reason = (summary.get("reasons") or {}).get("drop_ratio_corruption_over_isp", "undefined")
     return f"not given: {reason}"
 
