@@ -56,20 +56,27 @@ def grey_items(n: int = 40, size: int = 8, seed: int = 0) -> np.ndarray:
     )
 
 
-def constructed_problem(model: nn.Module, n: int = 60) -> tuple[AttackProblem, list[str]]:
-    """``model`` through :data:`SMALL_PIPELINE` (identity camera) on ``n`` grey items, all class 0."""
+def constructed_problem(
+    model: nn.Module, n: int = 60, wrong: int = 0
+) -> tuple[AttackProblem, list[str]]:
+    """``model`` through :data:`SMALL_PIPELINE` (identity camera) on ``n`` grey items, all
+    class 0 except every ``n // wrong``-th item (``wrong`` of them), labelled class 1, so that a
+    model predicting class 0 is wrong on those."""
     registry = Registry.load(entry_points=False)
     resolved = resolve(
         PipelineSpec.from_dict(SMALL_PIPELINE), registry.camera("identity"), registry
     )
     raw = grey_items(n)
     ids = [f"grey-{i:03d}" for i in range(n)]
-    return AttackProblem(model, resolved, raw, np.zeros(n, np.int64), "classification"), ids
+    targets = np.zeros(n, np.int64)
+    if wrong:
+        targets[:: n // wrong][:wrong] = 1
+    return AttackProblem(model, resolved, raw, targets, "classification"), ids
 
 
-def constructed_signature(model: nn.Module, n: int = 60, **settings) -> dict:
+def constructed_signature(model: nn.Module, n: int = 60, wrong: int = 0, **settings) -> dict:
     """A cross-fitted signature of ``model`` on the constructed problem."""
-    problem, ids = constructed_problem(model, n)
+    problem, ids = constructed_problem(model, n, wrong)
     info = {
         "name": "grey-items",
         "data_root": None,

@@ -16,6 +16,7 @@ from scipy import stats
 from driftlab.forensics.confidence import (
     BoundSettings,
     clopper_pearson_lower,
+    clopper_pearson_upper,
     level_text,
     min_holdout_items,
 )
@@ -73,20 +74,35 @@ def test_box_tests_counts_every_box_the_bisection_can_reach(shrink_steps):
 
 def test_bound_level_is_bonferroni_corrected_and_named():
     settings = BoundSettings(confidence=0.95, tests=32)
-    assert settings.level == pytest.approx(1 - 0.05 / 32, abs=1e-15)
-    # the bound of 10 of 10 items at the corrected level, in closed form
+    # half the family-wise error for the floor, half shared by the 32 box tests
+    assert settings.level == pytest.approx(1 - 0.05 / 64, abs=1e-15)
+    assert settings.floor_level == pytest.approx(0.975, abs=1e-15)
+    # the bounds of 10 of 10 items at the corrected levels, in closed form
     scores = np.ones(10)
     assert settings.lower("classification", scores) == pytest.approx(
-        (0.05 / 32) ** (1 / 10), rel=1e-12
+        (0.05 / 64) ** (1 / 10), rel=1e-12
+    )
+    assert settings.upper("classification", scores) == 1.0
+    # the upper bound of 9 of 10: P(X <= 9 | p_U) = 1 - p_U ** 10 = 0.025
+    assert settings.upper("classification", np.r_[np.ones(9), 0.0]) == pytest.approx(
+        0.975 ** (1 / 10), rel=1e-12
     )
     described = settings.describe("classification")
     assert described["correction"] == "bonferroni" and described["tests"] == 32
     assert described["per_test_confidence"] == settings.level and described["confidence"] == 0.95
+    assert described["floor_confidence"] == settings.floor_level
+    assert described["error_split"] == {
+        "floor": pytest.approx(0.025),
+        "boxes": pytest.approx(0.025),
+    }
+    assert described["floor_method"] == "clopper-pearson-upper"
+    assert described["extreme_resample"] is None
     assert (
         "Bonferroni" in described["description"] and "Clopper-Pearson" in described["description"]
     )
-    assert level_text(settings) == "99.84% (Bonferroni, 32 tests, 95% family-wise)"
-    assert level_text(BoundSettings()) == "95%"
+    assert "upper bound" in described["description"]
+    assert level_text(settings) == "99.92% (Bonferroni, 32 tests, 95% family-wise)"
+    assert level_text(BoundSettings()) == "97.5%"
     with pytest.raises(ValueError, match="tests: expected an integer >= 1"):
         BoundSettings(tests=0)
     with pytest.raises(ValueError, match="rounds to 1"):
@@ -99,17 +115,20 @@ def test_bound_level_is_bonferroni_corrected_and_named():
 def test_min_holdout_items_known_values():
     plain = BoundSettings(confidence=0.95)
     # closed form: (1 - level) ** (1 / n) >= threshold  <=>  n >= log(1 - level) / log(threshold)
-    assert min_holdout_items("classification", 0.95, plain) == 59
-    assert math.ceil(math.log(0.05) / math.log(0.95)) == 59
+    # (all correct: the floor's upper bound is 1, so the floor is the threshold)
+    assert min_holdout_items("classification", 0.95, plain) == 72
+    assert math.ceil(math.log(0.025) / math.log(0.95)) == 72
     default = BoundSettings(confidence=0.95, tests=box_tests(5))
     needed = min_holdout_items("classification", 0.95, default)
-    assert needed == math.ceil(math.log(0.05 / 32) / math.log(0.95)) == 126
+    assert needed == math.ceil(math.log(0.05 / 64) / math.log(0.95)) == 140
     assert clopper_pearson_lower(needed, needed, default.level) >= 0.95
     assert clopper_pearson_lower(needed - 1, needed - 1, default.level) < 0.95
-    # with fewer items no count of correct items clears threshold x its own clean accuracy
+    # with fewer items no count of correct items clears threshold x its own clean accuracy,
+    # let alone threshold x its upper bound (the floor)
     for n in range(needed - 5, needed):
         for k in range(1, n + 1):
             assert clopper_pearson_lower(k, n, default.level) < 0.95 * k / n
+            assert k / n <= clopper_pearson_upper(k, n, default.floor_level)
     assert min_holdout_items("classification", 1.0, default) is None  # never reaches 1
     assert min_holdout_items("segmentation", 0.95, default) == 1  # bootstrap of perfect items
     with pytest.raises(ValueError, match="threshold"):
@@ -127,7 +146,7 @@ def test_default_item_cap_can_reach_safe_and_sixty_four_cannot():
     few = safe_reachability("classification", 64, sg.threshold, sg.confidence, sg.shrink_steps)
     assert not few.reachable
     assert "no box can be declared safe" in few.message
-    assert ">= 126 held-out items" in few.message and "has 32" in few.message
+    assert ">= 140 held-out items" in few.message and "has 32" in few.message
     never = safe_reachability("classification", 256, 1.0, 0.95, 5)
     assert not never.reachable and never.needed is None and "any number" in never.message
 
@@ -148,7 +167,7 @@ def test_a_perfect_model_is_declared_safe_with_the_default_settings():
         corners=sg.corners,
     )
     assert sig["box"]["status"] == SAFE and sig["box"]["scale"] == 1.0
-    assert sig["acceptance"]["min_holdout_items"] == 126
+    assert sig["acceptance"]["min_holdout_items"] == 140
     assert sig["statistics"]["tests"] == 32
     assert sig["worst_case"]["lower_bound"] >= sig["acceptance"]["floor"] == 0.95
     assert signature_headline(sig)[0].startswith("safe box")
@@ -159,10 +178,10 @@ def test_a_perfect_model_on_too_few_items_is_never_safe_and_says_why():
     sig = constructed_signature(Constant(), n=64, threshold=0.95, shrink_steps=5, steps=1)
     assert sig["box"]["status"] != SAFE
     assert (
-        "needs >= 126 held-out items" in sig["box"]["reason"] and "has 32" in sig["box"]["reason"]
+        "needs >= 140 held-out items" in sig["box"]["reason"] and "has 32" in sig["box"]["reason"]
     )
     line = signature_headline(sig)[0]
-    assert "no box can be declared safe: needs >= 126 held-out items, has 32" in line
+    assert "no box can be declared safe: needs >= 140 held-out items, has 32" in line
 
 
 # -- finding 2: the false-safe rate of the whole search ------------------------------------
@@ -178,7 +197,8 @@ def _false_safe_rate(tests: int, shrink_steps: int, n: int, p_bad: float, runs: 
     lower = [settings.lower("classification", np.r_[np.ones(k), np.zeros(n - k)])
              for k in range(n + 1)]  # fmt: skip
     rng = np.random.default_rng(seed)
-    floor = threshold * 1.0
+    floor = threshold * settings.upper("classification", np.ones(n))  # upper bound of n of n: 1
+    assert floor == threshold
     false_safe = 0
     for _ in range(runs):
 
@@ -205,8 +225,9 @@ def test_corrected_search_keeps_the_false_safe_rate_below_alpha():
 
 def test_uncorrected_search_would_exceed_alpha():
     shrink_steps, runs = 5, 3000
-    rate, exact = _false_safe_rate(1, shrink_steps, 100, 0.799, runs, 2)
-    assert exact > 4 * ALPHA  # 1 - (1 - 0.045) ** 6 = 0.24
+    # one test: each bound at 1 - alpha / 2 (the floor's half is unused here: clean is 1)
+    rate, exact = _false_safe_rate(1, shrink_steps, 94, 0.799, runs, 2)
+    assert exact > 2 * ALPHA  # 1 - (1 - 0.0234) ** 6 = 0.13
     assert rate > ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / runs)
     assert abs(rate - exact) <= 3 * math.sqrt(exact * (1 - exact) / runs)
 
@@ -287,15 +308,22 @@ def test_verification_recomputes_bounds_at_the_corrected_level(band):
     problem, _ = constructed_problem(BrightnessBand())
     measured = check_measurements(band, problem)
     assert measured.status == band["box"]["status"] == SAFE
-    # a consistent relabelling to a laxer family-wise level passes validation, but the
-    # bounds re-measured at its corrected level do not reproduce
+    # a consistent relabelling to a laxer family-wise level: for accuracy validation
+    # already recomputes the held-out clean bounds from the correct count, and the bounds
+    # re-measured at its corrected level do not reproduce
     forged = copy.deepcopy(band)
     settings = BoundSettings(confidence=0.5, tests=forged["statistics"]["tests"])
-    forged["statistics"].update(confidence=0.5, per_test_confidence=settings.level)
+    forged["statistics"].update(
+        confidence=0.5,
+        per_test_confidence=settings.level,
+        floor_confidence=settings.floor_level,
+        error_split={"floor": settings.floor_error, "boxes": settings.box_error},
+    )
     forged["acceptance"]["min_holdout_items"] = min_holdout_items(
         "classification", forged["acceptance"]["threshold"], settings
     )
-    validate_signature(copy.deepcopy(forged))
+    with pytest.raises(SignatureError, match=r"acceptance\.clean_holdout_lower_bound"):
+        validate_signature(copy.deepcopy(forged))
     with pytest.raises(SignatureError, match="clean_holdout_lower_bound"):
         check_measurements(forged, problem)
     # and a per-test level that is not the correction is refused even unvalidated

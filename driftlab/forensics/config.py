@@ -116,10 +116,10 @@ class SplitSection:
     fold: int | None = setting(None, check=check_integer(0))
     seed: int | None = setting(None, check=check_seed)
     max_items: int = setting(
-        256,
+        280,
         check=check_integer(1, 100_000),
-        doc="examined items (half held out); 256 lets the default [signature] declare a "
-        "box safe (126 held-out items needed)",
+        doc="examined items (half held out); 280 lets the default [signature] declare a "
+        "box safe (140 held-out items needed)",
     )
 
 

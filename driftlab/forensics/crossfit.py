@@ -7,9 +7,11 @@ The examined items are split by a seeded permutation
 envelope sweeps and the worst-case attack), the *held-out* half only
 measures. A box is accepted when the one-sided lower confidence bound
 (:class:`driftlab.forensics.confidence.BoundSettings`) of the held-out metric
-at its joint worst case is at least the floor, ``threshold x`` the held-out
-clean metric. The joint worst case is the lowest bound among the defaults
-(which every box contains), the box's corners
+at its joint worst case is at least the floor, ``threshold x`` the one-sided
+upper confidence bound of the held-out clean metric
+(:meth:`driftlab.forensics.confidence.BoundSettings.upper`). The joint worst
+case is the lowest bound among the defaults (which every box contains), the
+box's corners
 (:func:`driftlab.forensics.envelope.corner_patterns`, projected onto the
 domains) and the point an attack finds inside the box on the search half.
 
@@ -25,20 +27,30 @@ Multiple testing: the bisection tests up to ``1 + shrink_steps`` boxes on
 the same held-out items, and *which* boxes it tests depends on the earlier
 outcomes; over all outcomes it can reach ``2 ** shrink_steps`` distinct
 boxes (scale 1 and every dyadic midpoint it may bisect to,
-:func:`box_tests`). Every bound is therefore taken at the Bonferroni-corrected
-level ``1 - (1 - confidence) / 2 ** shrink_steps``
-(:attr:`driftlab.forensics.confidence.BoundSettings.level`): whatever the
-path, the probability that any box one of whose examined points (defaults,
-corners, attack point) truly lies below the floor is declared safe is at
-most ``1 - confidence`` (the examined points of every reachable box are
-fixed by the search half and the seeds, independent of the held-out items,
-so each bound keeps its coverage). (Counting only the ``1 + shrink_steps`` boxes on the
-path would need the truth to be monotone in the scale, which the examined
-points of nested boxes do not guarantee.) Each box itself is an
-intersection-union test (every examined point must pass), which needs no
-correction. The guarantee is about the examined points: a failure between
-them is a search miss, not a statistical error. The floor is ``threshold x``
-the held-out clean metric measured on the same items.
+:func:`box_tests`). The family-wise error ``alpha = 1 - confidence`` is
+split in halves: the floor's upper bound is taken at ``1 - alpha / 2``, and
+every lower bound at the Bonferroni-corrected level ``1 - alpha / (2 x 2 **
+shrink_steps)`` (:attr:`driftlab.forensics.confidence.BoundSettings.level`).
+Whatever the path, the probability that any box one of whose examined
+points (defaults, corners, attack point) truly lies below ``threshold x``
+the true held-out clean metric is declared safe is at most ``alpha``: the
+upper bound falls below the true clean metric with probability at most
+``alpha / 2`` (otherwise the floor is at least the true floor), and some
+examined point's lower bound clears the true floor wrongly with probability
+at most ``2 ** shrink_steps x alpha / (2 x 2 ** shrink_steps)`` (union
+bound; the examined points of every reachable box are fixed by the search
+half and the seeds, independent of the held-out items, so each bound keeps
+its coverage). (A floor that is the held-out clean point estimate, as
+before ``driftlab-signature/4``, moves with the same items and breaks this:
+a box just below the true floor then passes more often than ``alpha``.)
+(Counting only the ``1 + shrink_steps`` boxes on the path would need the
+truth to be monotone in the scale, which the examined points of nested
+boxes do not guarantee.) Each box itself is an intersection-union test
+(every examined point must pass), which needs no correction. The guarantee
+is about the examined points: a failure between them is a search miss, not
+a statistical error. It assumes exchangeable held-out items drawn
+independently of the search (the seeded split) and, for IoU, holds only
+approximately (percentile bootstrap, asymptotic).
 
 :func:`safe_reachability` says before any work whether the configured
 number of held-out items can reach ``safe`` at all
@@ -47,6 +59,7 @@ number of held-out items can reach ``safe`` at all
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -57,6 +70,7 @@ from driftlab.attacks.base import AttackSettings, AttackSpec, run_attack
 from driftlab.attacks.problem import AttackProblem
 from driftlab.attacks.space import ParameterSpace
 from driftlab.forensics.confidence import (
+    EXTREME_TAIL,
     BoundSettings,
     level_text,
     metric_of_scores,
@@ -164,7 +178,9 @@ class Reachability:
     tests : int
         Boxes tested on the same held-out items (:func:`box_tests`).
     per_test_confidence : float
-        Bonferroni-corrected level of every bound.
+        Bonferroni-corrected level of every lower bound.
+    floor_confidence : float
+        Level of the clean metric's upper bound that sets the floor.
     holdout_items : int
         Held-out items the examined items give (``n - n // 2``).
     needed : int or None
@@ -176,14 +192,21 @@ class Reachability:
     message : str
         One sentence: why no box can be declared safe, naming both numbers
         (empty when reachable).
+    bootstrap_warning : str
+        For IoU when ``resamples x (1 - per_test_confidence) < 10``
+        (:attr:`driftlab.forensics.confidence.BoundSettings.extreme_resample`):
+        one sentence saying that each lower bound is the extreme resample and
+        its coverage is not controlled; empty otherwise.
     """
 
     tests: int
     per_test_confidence: float
+    floor_confidence: float
     holdout_items: int
     needed: int | None
     reachable: bool
     message: str
+    bootstrap_warning: str = ""
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready form (for a run's summary)."""
@@ -201,9 +224,12 @@ def safe_reachability(
 ) -> Reachability:
     """Can ``items`` examined items (half held out) certify any box as safe?
 
-    Uses the verdict's own bound (:class:`BoundSettings` at the corrected
-    level of :func:`box_tests` tests) on perfectly scored items
-    (:func:`driftlab.forensics.confidence.min_holdout_items`).
+    Uses the verdict's own bounds (:class:`BoundSettings` at the corrected
+    level of :func:`box_tests` tests, the floor from the upper bound) on
+    perfectly scored items
+    (:func:`driftlab.forensics.confidence.min_holdout_items`). For IoU it
+    also says when the bootstrap's lower bounds rest on the most extreme
+    resamples (``bootstrap_warning``).
 
     Parameters
     ----------
@@ -251,13 +277,25 @@ def safe_reachability(
                 "([split].max_items and the split's size) or lower [signature].threshold, "
                 "confidence or shrink_steps"
             )
+    warning = ""
+    if task == "segmentation" and settings.extreme_resample:
+        warning = (
+            f"the percentile-bootstrap lower bounds are taken at {level_text(settings)} with "
+            f"{int(resamples)} resamples: resamples x (1 - level) = "
+            f"{int(resamples) * (1 - settings.level):.3g} < {EXTREME_TAIL}, so each bound is "
+            "(close to) the most extreme resample and its coverage is not controlled; raise "
+            f"[signature].resamples to >= {math.ceil(EXTREME_TAIL / (1 - settings.level) - 1e-6)} "
+            "(the IoU guarantee is approximate in any case: bootstrap, asymptotic)"
+        )
     return Reachability(
         tests=settings.tests,
         per_test_confidence=settings.level,
+        floor_confidence=settings.floor_level,
         holdout_items=holdout,
         needed=needed,
         reachable=reachable,
         message=message,
+        bootstrap_warning=warning,
     )
 
 
@@ -410,7 +448,8 @@ def joint_check(
     bounds_settings : BoundSettings
         Lower-bound method.
     floor : float
-        Acceptance floor in [0, 1].
+        Acceptance floor in [0, 1]: ``threshold x`` the held-out clean
+        metric's upper bound (:meth:`BoundSettings.upper`).
 
     Returns
     -------
@@ -515,6 +554,9 @@ def shrink_box(
     bounds_settings : BoundSettings
         Its ``tests`` must be :func:`box_tests` of ``shrink_steps`` (the
         Bonferroni divisor of every bound).
+    floor : float
+        ``threshold x`` the held-out clean metric's upper bound at
+        ``bounds_settings.floor_level`` (:meth:`BoundSettings.upper`).
     shrink_steps : int
         Bisection steps on the scale (>= 0; the smallest scale tried is
         ``2 ** -shrink_steps``).
@@ -583,7 +625,9 @@ def shrink_box(
             )
         reason = (
             f"the {level} lower bound of the clean metric on the {n} held-out items "
-            f"({clean_lower:.4f}) is already below the floor ({floor:.4f}): too few items "
+            f"({clean_lower:.4f}) is already below the floor ({floor:.4f}, threshold x "
+            f"the clean metric's {100 * bounds_settings.floor_level:.4g}% upper bound): too "
+            "few items "
             f"to certify any box{few}; the per-axis envelope is a tolerance of one "
             "parameter at a time, not a safe region"
         )

@@ -190,6 +190,8 @@ def plan_forensics(config: ForensicsConfig, registry: Registry) -> ForensicsPlan
     threshold, :func:`driftlab.forensics.crossfit.safe_reachability`), a
     warning naming both numbers is logged and kept in ``reachability``; the
     run goes on, since the envelope, ranking and bounds are still informative.
+    For IoU, a warning is also logged when the bootstrap's lower bounds rest
+    on the most extreme resamples (``reachability.bootstrap_warning``).
     """
     mo, sp, at = config.model, config.split, config.attacks
     run_cfg = read_run_config(mo.run) if mo.run else None
@@ -275,6 +277,8 @@ def plan_forensics(config: ForensicsConfig, registry: Registry) -> ForensicsPlan
         )
         if not reachability.reachable:
             log.warning("[signature]: %s", reachability.message)
+        if reachability.bootstrap_warning:
+            log.warning("[signature]: %s", reachability.bootstrap_warning)
     samples = [dataset[int(i)] for i in index]
     raw = np.stack([s.raw for s in samples]).astype(np.float32)
     targets = np.stack([np.asarray(s.target) for s in samples])

@@ -72,6 +72,8 @@ def build_report(
     reach = plan.reachability
     if reach is not None and not reach.reachable:
         intro.append(Paragraph(f"**Warning**: {reach.message}."))
+    if reach is not None and reach.bootstrap_warning:
+        intro.append(Paragraph(f"**Warning**: {reach.bootstrap_warning}."))
     if signature is not None:
         from driftlab.forensics.signature import signature_headline
 

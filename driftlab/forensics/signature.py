@@ -12,8 +12,10 @@ lower confidence bound on the held-out metric
 (:mod:`driftlab.forensics.confidence`: Clopper-Pearson for accuracy, a
 seeded percentile bootstrap for IoU), Bonferroni-corrected for the
 ``2 ** shrink_steps`` boxes the search can test on the same items, must
-clear ``threshold x`` the held-out clean metric for the box to be published
-as ``safe``; the per-axis box is shrunk by a common scale until it does
+clear the floor, ``threshold x`` a one-sided upper confidence bound of the
+held-out clean metric, for the box to be published as ``safe`` (half the
+family-wise error is spent on the floor, half on the boxes); the per-axis
+box is shrunk by a common scale until it does
 (:mod:`driftlab.forensics.crossfit`), or else published as ``per-axis
 tolerance``. ``acceptance.min_holdout_items`` records how many held-out
 items a box needs to be able to pass at all. Stages are ranked by metric loss
@@ -153,9 +155,11 @@ def signature_from_problem(
     seed : int
         Seed of the item split, the corner draw and the worst-case attack.
     confidence : float
-        Family-wise one-sided confidence level: each lower bound is taken at
-        ``1 - (1 - confidence) / 2 ** shrink_steps`` (Bonferroni over the
-        boxes the bisection can test, :func:`driftlab.forensics.crossfit.box_tests`).
+        Family-wise one-sided confidence level: the floor is ``threshold x``
+        the held-out clean metric's upper bound at ``1 - (1 - confidence) /
+        2``, and each lower bound is taken at ``1 - (1 - confidence) / (2 x 2
+        ** shrink_steps)`` (Bonferroni over the boxes the bisection can test,
+        :func:`driftlab.forensics.crossfit.box_tests`).
     resamples : int
         Bootstrap resamples (IoU).
     shrink_steps : int
@@ -188,8 +192,10 @@ def signature_from_problem(
     space = problem.space()
     clean_all = problem.metric()
     clean_search = search.metric()
-    clean_holdout = metric_of_scores(task, holdout.scores())
-    floor = threshold * clean_holdout
+    holdout_scores = holdout.scores()
+    clean_holdout = metric_of_scores(task, holdout_scores)
+    clean_upper = bounds_settings.upper(task, holdout_scores)
+    floor = threshold * clean_upper
     envelope = sweep_envelope(search, space, clean_search, threshold, points, refine)
     attack = registry.get("attacks", "projected" if problem.differentiable else "search")
     settings = AttackSettings(steps=steps, lr=0.02, lam=0.0, seed=seed)
@@ -249,6 +255,7 @@ def signature_from_problem(
             "clean_search": clean_search,
             "clean_holdout": clean_holdout,
             "clean_holdout_lower_bound": box.clean_lower_bound,
+            "clean_holdout_upper_bound": clean_upper,
             "floor": floor,
             "floor_search": threshold * clean_search,
             "min_holdout_items": reach.needed,
@@ -405,7 +412,9 @@ def signature_report(sig: dict[str, Any]) -> Report:
         ),
         (
             "acceptance floor",
-            f"{_fmt(acc['floor'])} ({acc['threshold']:.0%} of the held-out clean metric)",
+            f"{_fmt(acc['floor'])} ({acc['threshold']:.0%} of the "
+            f"{100 * stats['floor_confidence']:.4g}% upper bound "
+            f"{_fmt(acc['clean_holdout_upper_bound'])} of the held-out clean metric)",
         ),
         (f"{level} lower bound, held-out clean", _fmt(acc["clean_holdout_lower_bound"])),
         (
@@ -413,7 +422,10 @@ def signature_report(sig: dict[str, Any]) -> Report:
             f"{metric} {_fmt(worst['metric'])}, {level} lower bound "
             f"{_fmt(worst['lower_bound'])} ({worst_from})",
         ),
-        ("bound method", f"{stats['method']}: {stats['description']}"),
+        (
+            "bound methods",
+            f"{stats['method']} (boxes), {stats['floor_method']} (floor): {stats['description']}",
+        ),
         (
             "held-out items a safe box needs",
             "none suffice"

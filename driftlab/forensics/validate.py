@@ -8,9 +8,11 @@ unknown keys) and the relations between fields (item split recomputed from
 its seed, envelope ends around the defaults and inside the recorded domains,
 the published box equal to the scaled envelope, the worst case inside the
 box, the ranking recomputed from the envelope, floors equal to threshold x
-clean, the Bonferroni count and per-test confidence recomputed from
-``shrink_steps`` and ``confidence``, the held-out count a safe box needs
-recomputed from the bound). Every problem raises one error class,
+the held-out clean metric's upper bound (search floor: threshold x the search
+clean metric), the error split, the floor's level, the Bonferroni count and
+per-test confidence recomputed from ``shrink_steps`` and ``confidence``, for
+accuracy the held-out clean bounds recomputed from the correct count, the
+held-out count a safe box needs recomputed from the bound). Every problem raises one error class,
 :class:`SignatureError`, whose message names the file and the field
 (``field 'envelope.gamma.gamma.elements[0].low'``).
 
@@ -69,7 +71,7 @@ __all__ = [
     "validate_signature",
 ]
 
-SCHEMA_ID = "driftlab-signature/3"
+SCHEMA_ID = "driftlab-signature/4"
 DEFAULT_TOLERANCE = 1e-6
 """Default absolute tolerance of ``signature verify`` on every re-measured metric,
 view distance and bound: equal software on equal hardware reproduces each
@@ -411,13 +413,22 @@ _SIGNATURE = _obj(
         "statistics": _obj(
             {
                 "confidence": _number(0.0, 1.0, low_open=True),
+                "error_split": _obj(
+                    {
+                        "floor": _number(0.0, 1.0, low_open=True),
+                        "boxes": _number(0.0, 1.0, low_open=True),
+                    }
+                ),
+                "floor_confidence": _number(0.0, 1.0, low_open=True),
                 "correction": _enum("bonferroni"),
                 "tests": _number(1, 2**MAX_SHRINK_STEPS, integer=True),
                 "per_test_confidence": _number(0.0, 1.0, low_open=True),
                 "method": _enum("clopper-pearson", "percentile-bootstrap"),
+                "floor_method": _enum("clopper-pearson-upper", "percentile-bootstrap-upper"),
                 "description": _TEXT,
                 "resamples": _nullable(_number(1, MAX_OPTION_INTEGER, integer=True)),
                 "seed": _nullable(_number(0, 2**63 - 1, integer=True)),
+                "extreme_resample": _nullable(_boolean),
             }
         ),
         "acceptance": _obj(
@@ -427,6 +438,7 @@ _SIGNATURE = _obj(
                 "clean_search": _METRIC,
                 "clean_holdout": _METRIC,
                 "clean_holdout_lower_bound": _METRIC,
+                "clean_holdout_upper_bound": _METRIC,
                 "floor": _METRIC,
                 "floor_search": _METRIC,
                 "min_holdout_items": _nullable(_number(1, MAX_ITEMS, integer=True)),
@@ -500,7 +512,12 @@ def _close(a: float, b: float, scale: float = 1.0) -> bool:
 
 
 def _consistency(sig: dict[str, Any]) -> None:
-    from driftlab.forensics.confidence import BoundSettings, min_holdout_items
+    from driftlab.forensics.confidence import (
+        BoundSettings,
+        clopper_pearson_lower,
+        clopper_pearson_upper,
+        min_holdout_items,
+    )
     from driftlab.forensics.crossfit import PER_AXIS, SAFE, box_tests, split_items
     from driftlab.forensics.envelope import (
         corner_patterns,
@@ -536,11 +553,25 @@ def _consistency(sig: dict[str, Any]) -> None:
         )
     except ValueError as exc:
         raise _Invalid("statistics", str(exc)) from None
-    if not _close(stats["per_test_confidence"], bounds.level):
+    for field, want, what in (
+        ("error_split.floor", bounds.floor_error, "(1 - confidence) / 2"),
+        ("error_split.boxes", bounds.box_error, "(1 - confidence) / 2"),
+        ("floor_confidence", bounds.floor_level, "1 - (1 - confidence) / 2"),
+        ("per_test_confidence", bounds.level, "1 - (1 - confidence) / (2 tests) (Bonferroni)"),
+    ):
+        head, _, tail = field.partition(".")
+        got = stats[head][tail] if tail else stats[head]
+        if not _close(got, want):
+            raise _Invalid(f"statistics.{field}", f"expected {what} = {want!r}, got {got!r}")
+    floor_method = f"{method}-upper"
+    if stats["floor_method"] != floor_method:
+        raise _Invalid("statistics.floor_method", f"expected {floor_method!r} for {sig['metric']}")
+    extreme = None if method == "clopper-pearson" else bounds.extreme_resample
+    if stats["extreme_resample"] is not extreme:
         raise _Invalid(
-            "statistics.per_test_confidence",
-            f"expected 1 - (1 - confidence) / tests = {bounds.level!r} (Bonferroni), got "
-            f"{stats['per_test_confidence']!r}",
+            "statistics.extreme_resample",
+            f"expected {extreme!r} (resamples x (1 - per_test_confidence) < 10 for a bootstrap, "
+            "null for Clopper-Pearson)",
         )
 
     data = sig["data"]
@@ -560,9 +591,29 @@ def _consistency(sig: dict[str, Any]) -> None:
             )
 
     acc = sig["acceptance"]
-    for field, clean in (("floor", "clean_holdout"), ("floor_search", "clean_search")):
+    for field, clean in (
+        ("floor", "clean_holdout_upper_bound"),
+        ("floor_search", "clean_search"),
+    ):
         if not _close(acc[field], acc["threshold"] * acc[clean]):
             raise _Invalid(f"acceptance.{field}", f"expected threshold x {clean}")
+    if sig["task"] == "classification":  # the bounds of k correct of n, recomputed exactly
+        n = len(holdout_idx)
+        k = round(acc["clean_holdout"] * n)
+        if not _close(acc["clean_holdout"], k / n):
+            raise _Invalid(
+                "acceptance.clean_holdout", f"expected a count of correct items / {n} held out"
+            )
+        for field, want in (
+            ("clean_holdout_upper_bound", clopper_pearson_upper(k, n, bounds.floor_level)),
+            ("clean_holdout_lower_bound", clopper_pearson_lower(k, n, bounds.level)),
+        ):
+            if not _close(acc[field], want):
+                raise _Invalid(
+                    f"acceptance.{field}",
+                    f"expected the Clopper-Pearson bound of {k} of {n} held-out items at "
+                    f"statistics' levels, {want!r}",
+                )
     needed = min_holdout_items(sig["task"], acc["threshold"], bounds)
     if acc["min_holdout_items"] != needed:
         raise _Invalid(
@@ -837,8 +888,9 @@ def validate_signature(sig: Any, where: str = "signature") -> dict[str, Any]:
     ):
         raise SignatureError(
             f"{where}: field 'schema': {sig['schema']!r} is not {SCHEMA_ID!r}; signatures "
-            "of older layouts (without held-out evidence, or with bounds not corrected for "
-            "the boxes tested) are no longer accepted, run 'driftlab forensics' again"
+            "of older layouts (without held-out evidence, with bounds not corrected for "
+            "the boxes tested, or with a floor from the clean point estimate instead of its "
+            "upper confidence bound) are no longer accepted, run 'driftlab forensics' again"
         )
     try:
         _SIGNATURE(sig, "")

@@ -10,9 +10,11 @@ refused unless explicitly allowed), and re-measures on the recorded items
 (:func:`check_measurements`): the clean metric on all, search and held-out
 items, both ends and the steepest point of every 1-D envelope sweep, every
 recorded corner of the published box, the attack's point and the defaults,
-the lower bounds (at the Bonferroni-corrected level recomputed from the
-recorded family-wise ``confidence`` and ``box.shrink_steps``, never the
-recorded per-test level), and the box's status. Every value is compared
+the lower bounds (at the Bonferroni-corrected level ``1 - (1 - confidence) /
+(2 tests)`` recomputed from the recorded family-wise ``confidence`` and
+``box.shrink_steps``, never the recorded per-test level), the clean metric's
+upper bound and the floor ``threshold x`` it (at ``1 - (1 - confidence) /
+2``, recomputed likewise), and the box's status. Every value is compared
 with the verifier's tolerance (:data:`DEFAULT_TOLERANCE` unless given); the
 tolerance recorded in the file is only reported.
 """
@@ -66,7 +68,8 @@ class Remeasured:
     lower_bound : float
         Its one-sided lower bound.
     floor : float
-        ``threshold x clean``.
+        ``threshold x`` the clean metric's upper bound (at the floor level
+        recomputed from the recorded family-wise ``confidence``).
     status : str
         ``"safe"`` when ``lower_bound >= floor`` and the box is not the bare
         defaults, else ``"per-axis tolerance"``.
@@ -176,7 +179,8 @@ def check_measurements(
     ------
     SignatureError
         A recorded per-test confidence or test count that is not the
-        Bonferroni correction of ``box.shrink_steps``, a parameter, default or
+        Bonferroni correction of ``box.shrink_steps``, a floor confidence
+        that is not ``1 - (1 - confidence) / 2``, a parameter, default or
         domain that differs from the pipeline, or any value outside the
         tolerance; the message lists them.
     """
@@ -244,7 +248,15 @@ def check_measurements(
             f"{where}: field 'statistics.per_test_confidence': recorded "
             f"{stats['per_test_confidence']!r} for {stats['tests']} tests, but "
             f"box.shrink_steps = {sig['box']['shrink_steps']} gives {tests} tests and "
-            f"1 - (1 - confidence) / {tests} = {bounds_settings.level!r} (Bonferroni)"
+            f"1 - (1 - confidence) / (2 x {tests}) = {bounds_settings.level!r} (Bonferroni)"
+        )
+    if not math.isclose(
+        stats["floor_confidence"], bounds_settings.floor_level, rel_tol=0, abs_tol=1e-12
+    ):
+        raise SignatureError(
+            f"{where}: field 'statistics.floor_confidence': recorded "
+            f"{stats['floor_confidence']!r}, but 1 - (1 - confidence) / 2 = "
+            f"{bounds_settings.floor_level!r} (half the family-wise error for the floor)"
         )
     task = problem.task
     acc = sig["acceptance"]
@@ -256,9 +268,13 @@ def check_measurements(
     compare("acceptance.clean", acc["clean"], problem.metric())
     clean_search = search.metric()
     compare("acceptance.clean_search", acc["clean_search"], clean_search)
-    clean, clean_lower = on_holdout({})
+    clean_scores = holdout.scores()
+    clean = metric_of_scores(task, clean_scores)
+    clean_lower = bounds_settings.lower(task, clean_scores)
+    clean_upper = bounds_settings.upper(task, clean_scores)
     compare("acceptance.clean_holdout", acc["clean_holdout"], clean)
     compare("acceptance.clean_holdout_lower_bound", acc["clean_holdout_lower_bound"], clean_lower)
+    compare("acceptance.clean_holdout_upper_bound", acc["clean_holdout_upper_bound"], clean_upper)
 
     base = torch.from_numpy(search.render())
     for key, entry in sig["envelope"].items():
@@ -310,7 +326,7 @@ def check_measurements(
     views = holdout.evaluate(worst_values)
     compare("worst_case.l2", worst["l2"], views["l2"])
     compare("worst_case.ssim", worst["ssim"], views["ssim"])
-    floor = acc["threshold"] * clean
+    floor = acc["threshold"] * clean_upper
     compare("acceptance.floor", acc["floor"], floor)
     status = SAFE if worst_lower >= floor and box["scale"] > 0 else "per-axis tolerance"
     if status != box["status"]:
