@@ -63,6 +63,16 @@ MAX_HOLDOUT = 100_000
 """Largest held-out count :func:`min_holdout_items` searches (the item cap of a signature)."""
 
 
+def _counts(name: str, successes: int, trials: int, confidence: float) -> tuple[int, int]:
+    """``(k, n)`` after checking the arguments of a Clopper-Pearson bound (ValueError)."""
+    k, n = int(successes), int(trials)
+    if n < 1 or not 0 <= k <= n or k != successes or n != trials:
+        raise ValueError(f"{name}: need integers 0 <= k <= n, n >= 1; got {successes}, {trials}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"{name}: confidence must be in (0, 1), got {confidence}")
+    return k, n
+
+
 def clopper_pearson_lower(successes: int, trials: int, confidence: float = 0.95) -> float:
     """Exact one-sided lower confidence bound on a binomial proportion.
 
@@ -86,13 +96,7 @@ def clopper_pearson_lower(successes: int, trials: int, confidence: float = 0.95)
     ValueError
         Counts or level out of range.
     """
-    k, n = int(successes), int(trials)
-    if n < 1 or not 0 <= k <= n or k != successes or n != trials:
-        raise ValueError(
-            f"clopper_pearson_lower: need integers 0 <= k <= n, n >= 1; got {successes}, {trials}"
-        )
-    if not 0 < confidence < 1:
-        raise ValueError(f"clopper_pearson_lower: confidence must be in (0, 1), got {confidence}")
+    k, n = _counts("clopper_pearson_lower", successes, trials, confidence)
     if k == 0:
         return 0.0
     return float(stats.beta.ppf(1 - confidence, k, n - k + 1))
@@ -122,13 +126,7 @@ def clopper_pearson_upper(successes: int, trials: int, confidence: float = 0.95)
     ValueError
         Counts or level out of range.
     """
-    k, n = int(successes), int(trials)
-    if n < 1 or not 0 <= k <= n or k != successes or n != trials:
-        raise ValueError(
-            f"clopper_pearson_upper: need integers 0 <= k <= n, n >= 1; got {successes}, {trials}"
-        )
-    if not 0 < confidence < 1:
-        raise ValueError(f"clopper_pearson_upper: confidence must be in (0, 1), got {confidence}")
+    k, n = _counts("clopper_pearson_upper", successes, trials, confidence)
     if k == n:
         return 1.0
     return float(stats.beta.ppf(confidence, k + 1, n - k))
