@@ -137,3 +137,12 @@ def test_shared_items_use_one_item_draw_for_every_fold():
     np.testing.assert_array_equal(seen[0], seen[-1])  # the same draw for both folds
     with pytest.raises(ValueError, match="equal fold sizes"):
         two_level_bootstrap([6, 5], statistic, resamples=5, seed=0, shared_items=True)
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_a_statistic_returning_the_wrong_number_of_rows_is_refused(shared):
+    def statistic(fold, counts):
+        return counts[:-1].sum(axis=1)  # one row short
+
+    with pytest.raises(ValueError, match=r"statistic returned \d+ rows for \d+ replicates"):
+        two_level_bootstrap([6, 6], statistic, resamples=20, seed=0, shared_items=shared)

@@ -17,6 +17,7 @@ from driftlab.camera import CameraParams
 from driftlab.datasets.base import DatasetSpec, RawDataset
 from driftlab.engine.planning import (
     Condition,
+    DatasetTask,
     HeldOut,
     data_fingerprint,
     open_dataset,
@@ -31,7 +32,6 @@ from driftlab.errors import ConfigError
 from driftlab.models.contract import InputContract, InputContractError
 from driftlab.pipeline import PipelineSpec, SpecError, build_static
 from driftlab.registry import Registry, RegistryError
-from driftlab.train.metrics import task_metric_name
 
 __all__ = ["AuditModel", "AuditPlan", "plan_audit"]
 
@@ -57,7 +57,7 @@ class AuditModel:
 
 
 @attrs.frozen
-class AuditPlan:
+class AuditPlan(DatasetTask):
     """An audit configuration resolved into plugin declarations and opened data.
 
     Attributes
@@ -98,18 +98,6 @@ class AuditPlan:
     device: str
     fingerprint: str
     held_out: HeldOut | None = None
-
-    @property
-    def task(self) -> str:
-        return self.dataset_spec.task
-
-    @property
-    def metric(self) -> str:
-        return task_metric_name(self.task)
-
-    @property
-    def output_channels(self) -> int:
-        return output_channels(self.dataset_spec)
 
     @property
     def train(self) -> tuple[PipelineSpec, ...]:

@@ -28,6 +28,7 @@ from driftlab.registry import Registry, RegistryError
 
 __all__ = [
     "Condition",
+    "DatasetTask",
     "HeldOut",
     "ItemSubset",
     "JoinedDataset",
@@ -54,6 +55,32 @@ def output_channels(spec: DatasetSpec) -> int:
     """Outputs of a task model for ``spec``: one per class, or 1 logit for binary segmentation."""
     classes = len(spec.classes)
     return classes if spec.task == "classification" else (1 if classes <= 2 else classes)
+
+
+class DatasetTask:
+    """What a plan derives from its ``dataset_spec`` (a mixin of the plans of synthesis,
+    audit and optimisation): ``task``, the task's default ``metric`` and the model's
+    ``output_channels``."""
+
+    __slots__ = ()
+    dataset_spec: DatasetSpec
+
+    @property
+    def task(self) -> str:
+        """``"classification"`` or ``"segmentation"``."""
+        return self.dataset_spec.task
+
+    @property
+    def metric(self) -> str:
+        """The metric the cells record (the task's default)."""
+        from driftlab.train.metrics import task_metric_name
+
+        return task_metric_name(self.task)
+
+    @property
+    def output_channels(self) -> int:
+        """:func:`output_channels` of ``dataset_spec``."""
+        return output_channels(self.dataset_spec)
 
 
 def open_dataset(

@@ -16,6 +16,7 @@ from driftlab.camera import CameraParams
 from driftlab.datasets.base import DatasetSpec, RawDataset
 from driftlab.datasets.splits import Fold
 from driftlab.engine.planning import (
+    DatasetTask,
     HeldOut,
     open_dataset,
     open_held_out,
@@ -32,7 +33,6 @@ from driftlab.optimize.config import ISP_MODES, OptimizeConfig
 from driftlab.optimize.ispsetup import IspSetup, plan_isp
 from driftlab.pipeline import PipelineSpec, SpecError, build_differentiable
 from driftlab.registry import Registry
-from driftlab.train.metrics import task_metric_name
 
 __all__ = ["OptimizePlan", "optimize_key", "plan_optimization"]
 
@@ -43,7 +43,7 @@ def optimize_key(intensity: float, mode: str, fold: int) -> str:
 
 
 @attrs.frozen
-class OptimizePlan:
+class OptimizePlan(DatasetTask):
     """A configuration resolved into plugin declarations and opened datasets.
 
     Attributes
@@ -80,18 +80,6 @@ class OptimizePlan:
     folds: tuple[Fold, ...]
     isp: IspSetup
     held_out: HeldOut | None = None
-
-    @property
-    def task(self) -> str:
-        return self.dataset_spec.task
-
-    @property
-    def metric(self) -> str:
-        return task_metric_name(self.task)
-
-    @property
-    def output_channels(self) -> int:
-        return output_channels(self.dataset_spec)
 
     @property
     def modes(self) -> list[str]:

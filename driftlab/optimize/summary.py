@@ -58,6 +58,15 @@ def _check(results: pd.DataFrame) -> None:
         raise ValueError(f"results table lacks columns {sorted(missing)}")
 
 
+def _metric_rows(results: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The rows of ``metric`` (ValueError: missing columns or no such rows)."""
+    _check(results)
+    rows = results[results["metric"] == metric]
+    if rows.empty:
+        raise ValueError(f"results table has no {metric!r} rows")
+    return rows
+
+
 def pooled_epochs(epochs: list[int] | np.ndarray, last: int) -> list[int]:
     """Evaluation epochs pooled in the summary: all (``last == 0``) or the last ``last``.
 
@@ -96,10 +105,7 @@ def summary_table(results: pd.DataFrame, metric: str, last: int = 0) -> pd.DataF
     ValueError
         Missing columns or no rows for ``metric``.
     """
-    _check(results)
-    rows = results[results["metric"] == metric]
-    if rows.empty:
-        raise ValueError(f"results table has no {metric!r} rows")
+    rows = _metric_rows(results, metric)
     out = []
     for (intensity, mode), group in rows.groupby(["intensity", "mode"], sort=False):
         epochs = pooled_epochs(group["epoch"].to_numpy(), last)
@@ -199,10 +205,7 @@ def fold_scores(results: pd.DataFrame, metric: str, last: int = 0) -> pd.DataFra
     ValueError
         Missing columns or no rows for ``metric``.
     """
-    _check(results)
-    rows = results[results["metric"] == metric]
-    if rows.empty:
-        raise ValueError(f"results table has no {metric!r} rows")
+    rows = _metric_rows(results, metric)
     out = []
     for (intensity, mode, fold), group in rows.groupby(["intensity", "mode", "fold"], sort=False):
         epochs = pooled_epochs(group["epoch"].to_numpy(), last)

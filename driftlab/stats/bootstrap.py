@@ -120,17 +120,23 @@ def two_level_bootstrap(
             for start in range(0, len(rows), step):
                 part = rows[start : start + step]
                 counts = rng.multinomial(n, np.full(n, 1.0 / n), size=len(part))
-                values = np.asarray(statistic(fold, counts), dtype=np.float64)
-                if values.shape[0] != len(part):
-                    raise ValueError(
-                        f"two_level_bootstrap: statistic returned {values.shape[0]} rows for "
-                        f"{len(part)} replicates"
-                    )
+                values = _rows(statistic, fold, counts)
                 if total is None:
                     total = np.zeros((resamples, *values.shape[1:]), dtype=np.float64)
                 total[part] += values
     assert total is not None
     return total / k
+
+
+def _rows(statistic, fold: int, counts: np.ndarray) -> np.ndarray:
+    """``statistic(fold, counts)`` as float64, one row per row of ``counts`` (else ValueError)."""
+    values = np.asarray(statistic(fold, counts), dtype=np.float64)
+    if values.shape[0] != len(counts):
+        raise ValueError(
+            f"two_level_bootstrap: statistic returned {values.shape[0]} rows for "
+            f"{len(counts)} replicates"
+        )
+    return values
 
 
 def _shared_items(n: int, k: int, drawn: np.ndarray, statistic, rng) -> np.ndarray:
@@ -146,12 +152,7 @@ def _shared_items(n: int, k: int, drawn: np.ndarray, statistic, rng) -> np.ndarr
             weight = multiplicity[part, fold]
             if not weight.any():
                 continue
-            values = np.asarray(statistic(fold, counts), dtype=np.float64)
-            if values.shape[0] != len(part):
-                raise ValueError(
-                    f"two_level_bootstrap: statistic returned {values.shape[0]} rows for "
-                    f"{len(part)} replicates"
-                )
+            values = _rows(statistic, fold, counts)
             if total is None:
                 total = np.zeros((resamples, *values.shape[1:]), dtype=np.float64)
             w = weight.reshape(-1, *([1] * (values.ndim - 1)))

@@ -17,12 +17,12 @@ from driftlab.datasets.base import DatasetSpec, RawDataset
 from driftlab.datasets.splits import Fold
 from driftlab.engine.planning import (
     Condition,
+    DatasetTask,
     HeldOut,
     check_initial_weights,
     data_fingerprint,
     open_dataset,
     open_held_out,
-    output_channels,
     plan_folds,
     resolve_conditions,
     resolve_model,
@@ -34,13 +34,13 @@ from driftlab.models.base import TaskModelSpec
 from driftlab.pipeline import PipelineSpec, SpecError, build_static
 from driftlab.registry import Registry
 from driftlab.synthesis.config import SynthesisConfig
-from driftlab.train.metrics import get_metric, task_metric_name
+from driftlab.train.metrics import get_metric
 
 __all__ = ["Condition", "SynthesisPlan", "plan_synthesis"]
 
 
 @attrs.frozen
-class SynthesisPlan:
+class SynthesisPlan(DatasetTask):
     """A configuration resolved into plugin declarations and an opened dataset.
 
     Attributes
@@ -81,25 +81,12 @@ class SynthesisPlan:
     held_out: HeldOut | None = None
 
     @property
-    def task(self) -> str:
-        return self.dataset_spec.task
-
-    @property
-    def metric(self) -> str:
-        """The metric the cells record (the task's default)."""
-        return task_metric_name(self.task)
-
-    @property
     def pipelines(self) -> tuple[PipelineSpec, ...]:
         """Train and test pipelines without repeats, train first."""
         seen: dict[str, PipelineSpec] = {}
         for spec in (*self.train, *self.test):
             seen.setdefault(spec.name, spec)
         return tuple(seen.values())
-
-    @property
-    def output_channels(self) -> int:
-        return output_channels(self.dataset_spec)
 
 
 def plan_synthesis(config: SynthesisConfig, registry: Registry) -> SynthesisPlan:
