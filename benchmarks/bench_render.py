@@ -45,19 +45,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
-def _wants_active_wait(argv: Sequence[str]) -> bool:
+def _wait_policy(argv: Sequence[str]) -> str | None:
+    """The ``--omp-wait`` value given on the command line, if any."""
     for i, arg in enumerate(argv):
         if arg == "--omp-wait" and i + 1 < len(argv):
-            return argv[i + 1] == "active"
+            return argv[i + 1]
         if arg.startswith("--omp-wait="):
-            return arg.split("=", 1)[1] == "active"
-    return False
+            return arg.split("=", 1)[1]
+    return None
 
 
-# torch's OpenMP threads spin while they wait; on a machine shared with other processes that
-# wastes the time slices they need. Set before torch is imported; --omp-wait active undoes it.
-if __name__ == "__main__" and not _wants_active_wait(sys.argv[1:]):
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP reads its wait policy when torch is imported. By default the environment is left as
+# it is (what the driftlab command runs with); --omp-wait passive or active overrides it.
+if __name__ == "__main__" and _wait_policy(sys.argv[1:]) in ("passive", "active"):
+    os.environ["OMP_WAIT_POLICY"] = str(_wait_policy(sys.argv[1:])).upper()
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -83,6 +84,7 @@ from driftlab.pipeline import (  # noqa: E402
     build_static,
     resolve,
 )
+from driftlab.workers import tune_allocator  # noqa: E402
 
 TILE = 256
 FRAME_SHAPE = (1080, 1920)
@@ -391,8 +393,10 @@ def bench_backward(
     return pd.concat([table, pd.DataFrame([mean])], ignore_index=True)
 
 
-def _memory_probe(kind: str, name: str, raw_path: str, threads: int, queue) -> None:
+def _memory_probe(kind: str, name: str, raw_path: str, threads: int, tuned: bool, queue) -> None:
     """Child process: peak resident memory added by one batch of 64 views (MiB)."""
+    if tuned:
+        tune_allocator()
     torch.set_num_threads(threads)
     frame, _ = load_frame(Path(raw_path))
     tiles = batch_of(make_tiles(frame), 64)
@@ -443,7 +447,7 @@ def _rss_mib() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def bench_memory(raw: Path, threads: int, log: Callable[[str], None]) -> pd.DataFrame:
+def bench_memory(raw: Path, threads: int, tuned: bool, log: Callable[[str], None]) -> pd.DataFrame:
     """Table 3: peak memory of a batch of 64 256x256 views, each case in a fresh process."""
     rows = []
     context = multiprocessing.get_context("spawn")
@@ -457,7 +461,7 @@ def bench_memory(raw: Path, threads: int, log: Callable[[str], None]) -> pd.Data
             log(f"memory {name} {kind}")
             queue = context.Queue()
             process = context.Process(
-                target=_memory_probe, args=(kind, name, str(raw), threads, queue)
+                target=_memory_probe, args=(kind, name, str(raw), threads, tuned, queue)
             )
             process.start()
             process.join()
@@ -645,9 +649,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument(
         "--omp-wait",
-        choices=("passive", "active"),
-        default="passive",
-        help="OpenMP wait policy of torch's threads (passive suits a shared machine)",
+        choices=("default", "passive", "active"),
+        default="default",
+        help="OpenMP wait policy of torch's threads (default: as the environment sets it, as "
+        "the driftlab command runs; passive suits a machine shared with other processes)",
+    )
+    parser.add_argument(
+        "--allocator",
+        choices=("tuned", "default"),
+        default="tuned",
+        help="tuned: driftlab.workers.tune_allocator(), as the driftlab command and its "
+        "workers run; default: glibc's own malloc settings",
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the memory table")
     parser.add_argument("--json", type=Path, default=None, help="also write results as JSON")
@@ -667,6 +679,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print the tables; returns the exit code."""
     args = parse_args(argv)
+    tuned = args.allocator == "tuned" and tune_allocator()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     began = time.perf_counter()
@@ -685,12 +698,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     camera = driftlab.get_registry().camera("openisp")
     info = machine_info(device)
+    info["allocator"] = (
+        "glibc malloc tuned (driftlab.workers.tune_allocator, as the driftlab command runs)"
+        if tuned
+        else "malloc defaults"
+    )
     bandwidth = copy_bandwidth()
     log(f"numpy copy bandwidth {bandwidth:.1f} GB/s")
 
     views = bench_views(tiles, all_tiles, camera, args.repeats, bandwidth, log)
     backward = bench_backward(tiles, all_tiles, camera, args.repeats, device, log)
-    memory = None if args.no_memory else bench_memory(args.raw, args.threads, log)
+    memory = None if args.no_memory else bench_memory(args.raw, args.threads, tuned, log)
     scaling = bench_scaling(frame, camera, args.repeats, bandwidth, args.quick, log)
     cuda = bench_cuda(all_tiles, camera, device, log) if device.type == "cuda" else None
     equivalence = bench_equivalence(tiles[len(tiles) // 2], camera, log)

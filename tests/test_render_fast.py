@@ -299,3 +299,52 @@ def test_a_group_refuses_renderers_it_cannot_share():
             [FastRenderer(resolve(spec, CAMERA)),
              FastRenderer(resolve(PAPER_DATA_MODELS["ma,s,ga"], other))]
         )  # fmt: skip
+
+
+REORDERED = {
+    # a colour matrix after a luma filter: the luma change is brought into RGB first
+    "matrix-after-luma": [StageConfig("black_level"), StageConfig("demosaic", "bilinear"),
+                          StageConfig("sharpen", "sharpening_filter"),
+                          StageConfig("color_correction", "matrix"),
+                          StageConfig("denoise", "median"), StageConfig("gamma")],
+    # gamma in the middle: the luma filters split the gamma-encoded RGB themselves
+    "mid-gamma": [StageConfig("black_level"), StageConfig("demosaic", "malvar2004"),
+                  StageConfig("gamma"), StageConfig("sharpen", "unsharp_masking"),
+                  StageConfig("denoise", "gaussian")],
+    "no-gamma": [StageConfig("demosaic", "menon2007"), StageConfig("denoise", "median"),
+                 StageConfig("white_balance")],
+    "matrices-between-filters": [StageConfig("demosaic", "bilinear"),
+                                 StageConfig("sharpen", "sharpening_filter"),
+                                 StageConfig("white_balance"),
+                                 StageConfig("color_correction", "matrix"),
+                                 StageConfig("denoise", "gaussian"), StageConfig("gamma")],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(REORDERED))
+def test_stages_in_any_order_match_the_static_reference(name):
+    spec = PipelineSpec(name, REORDERED[name])
+    raws = np.random.default_rng(3).uniform(0, 1, size=(3, 20, 24))
+    static = build_static(spec, CAMERA)
+    expected = np.stack([static(r) for r in raws])
+    renderer = FastRenderer(resolve(spec, CAMERA), dtype=torch.float64)
+    assert np.abs(renderer.render_numpy(raws) - expected).max() <= 1e-12
+    views = FastRenderer(resolve(spec, CAMERA)).render_numpy(raws)
+    assert np.abs(views - expected).max() <= 1e-6
+
+
+def test_a_group_shares_intermediate_tensors_without_changing_them():
+    from driftlab.pipeline import FastRenderGroup
+
+    # branches share their parent's tensors (no copies): a step writing into its input
+    # would change the views of the branches rendered after it
+    specs = [PipelineSpec(name, stages) for name, stages in REORDERED.items()]
+    renderers = [FastRenderer(resolve(s, CAMERA)) for s in specs]
+    renderers += [FastRenderer(resolve(s, CAMERA)) for s in PAPER_DATA_MODELS.values()]
+    raws = torch.as_tensor(np.random.default_rng(4).uniform(0, 1, size=(3, 1, 20, 24)))
+    before = raws.clone()
+    for order in (renderers, renderers[::-1]):
+        together = FastRenderGroup(order)(raws)
+        for renderer in order:
+            assert torch.equal(together[renderer.name], renderer(raws)), renderer.name
+    assert torch.equal(raws, before)

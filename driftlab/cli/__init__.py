@@ -36,6 +36,9 @@ def main(ctx: click.Context, plugins: tuple[str, ...]) -> None:
     # deterministic cuBLAS for cells on a GPU (driftlab.engine.cell.isolated_state); read
     # when CUDA starts, so set before any command touches it, unless the user set it
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    from driftlab.workers import tune_allocator
+
+    tune_allocator()  # reuse freed memory: the render path allocates a lot (see its doc)
     if "" not in sys.path and "." not in sys.path:
         sys.path.insert(0, "")  # -p MODULE finds modules in the current folder, like python -m
     ctx.obj = {"plugins": plugins}

@@ -32,11 +32,13 @@ import numpy as np
 
 from driftlab.engine.cell import ArrayRef, Cell, CellFailure, CellSuccess, execute_cell
 from driftlab.errors import ExecutorError, require_extra
+from driftlab.workers import tune_allocator
 
 __all__ = ["RayExecutor"]
 
 
 def _ray_cell(payload: bytes, device: str, events: Any, shipped: dict[str, Any]):
+    tune_allocator()  # a Ray worker process: as driftlab's own workers (driftlab.workers)
     cell = cloudpickle.loads(payload)
 
     def emit(event: tuple[Any, ...]) -> None:

@@ -10,13 +10,19 @@ threads) or a CUDA device:
   (``chunk_pixels``), written into one preallocated output;
 * the built-in stages run as fused kernels (:mod:`driftlab.pipeline.fastops`):
   black level, a linear demosaic (bilinear, Malvar 2004), white balance and
-  colour correction become *one* convolution of the four CFA site planes
-  (black level as its bias, the colour matrices and the luma row folded into
-  its weights); Menon 2007 runs on site planes with float64 directional
-  decisions (bit-identical to colour-demosaicing's) and float32 interpolation;
+  colour correction become one step on the four CFA site planes (black level
+  subtracted from the planes, each colour at each site a short weighted sum
+  of shifted plane samples, the colour matrices and the luma row applied to
+  the site planes, then one strided copy to full resolution); Menon 2007 runs
+  on site planes with float64 directional decisions (bit-identical to
+  colour-demosaicing's) and its interpolation in ``linear_dtype``;
   the luma filters act on Y alone and the result is added back to RGB once
   (``rgb + yuv2rgb[:, 0] * (Y' - Y)``, the same map as converting to YUV and
-  back); gamma clips and raises to ``1 / gamma`` in place;
+  back; RGB is carried as ``RGB - Y`` and ``Y``, so that adding back is one
+  pass per channel); gamma clips and raises to ``1 / gamma`` in place
+  (``exp2(log2(v) / gamma)``, the ``log2`` through numpy on the CPU);
+* no step modifies the tensors it is given, so the pipelines of a
+  :class:`FastRenderGroup` share their common steps' results without copies;
 * kernels (the demosaic's site-plane taps, filter taps, colour matrices) are
   built once, when the renderer is made, as plain numbers: nothing depends on
   the batch's shape, dtype or device, so nothing is rebuilt per call;
@@ -36,6 +42,13 @@ arithmetic cannot stay within 1e-4 of the reference on dark pixels, while
 rounding the finished linear value to float32 only costs a relative 6e-8.
 ``linear_dtype=torch.float32`` is faster and fine where such dark-pixel
 errors do not matter.
+
+Speed. The path is a sequence of short torch operations on tensors of a few
+MiB: on the CPU it is fastest with glibc told to reuse freed memory
+(:func:`driftlab.workers.tune_allocator`, which the ``driftlab`` command and
+its workers call) and with OpenMP's default wait policy (``OMP_WAIT_POLICY=
+PASSIVE`` costs about 40 % on 2 cores). ``benchmarks/bench_render.py``
+measures it.
 
 Use :func:`render_views` for a one-off call, :class:`FastRenderer` to render
 many batches with one pipeline, and
@@ -121,16 +134,30 @@ class _Step:
 
 
 class _State:
-    """What flows between steps: a mosaic, or RGB = matrix @ base + back * (y - y0)."""
+    """What flows between steps: a mosaic, or RGB = matrix @ base (+ back * y).
 
-    __slots__ = ("base", "matrix", "mosaic", "y", "y0")
+    With luma ``y`` (a luma filter's input or output), ``base`` holds the RGB
+    *without* its luma part (``base = RGB - back * Y``, the colour matrix
+    applied), so the luma filters change ``y`` alone and RGB is
+    ``base + back * y`` at the end. Steps never modify the tensors of a state
+    in place (they make new ones), so several branches of a
+    :class:`FastRenderGroup` can share one state's tensors.
+    """
+
+    __slots__ = ("base", "matrix", "mosaic", "y")
 
     def __init__(self, mosaic: torch.Tensor) -> None:
         self.mosaic: torch.Tensor | None = mosaic
         self.base: torch.Tensor | None = None
         self.matrix = np.eye(3)
-        self.y0: torch.Tensor | None = None
         self.y: torch.Tensor | None = None
+
+    def branch(self) -> _State:
+        """A state sharing this one's tensors (which no step modifies)."""
+        other = _State.__new__(_State)
+        other.mosaic, other.base, other.y = self.mosaic, self.base, self.y
+        other.matrix = self.matrix.copy()
+        return other
 
 
 class FastRenderer:
@@ -251,7 +278,7 @@ class FastRenderer:
                 self._materialize(state, clip_gamma=step.params["gamma"], out=out)
                 return
             getattr(self, f"_run_{_RUNNERS.get(step.kind, step.kind)}")(index, step, state)
-        out.copy_(self._materialize(state, clip_gamma=None))
+        self._materialize(state, clip_gamma=None, out=out)
 
     def _run_black_level(self, index: int, step: _Step, state: _State) -> None:
         levels = step.params["levels"]
@@ -310,25 +337,29 @@ class FastRenderer:
         matrix: np.ndarray,
         want_y: bool,
     ) -> None:
-        """RGB (and Y) from demosaiced site planes and a colour matrix.
+        """RGB (or RGB without its luma part, and Y) from demosaiced site planes.
 
         ``estimate(colour, site)`` is the ``(B, h, w)`` plane of one colour
         at one CFA site. The colour matrix (and the luma row) is applied on
         the site planes, then one copy puts the sites into the
-        full-resolution layout.
+        full-resolution layout. With ``want_y`` the rows are ``matrix - back
+        * luma @ matrix`` and ``luma @ matrix`` (see :class:`_State`).
         """
-        rows = np.vstack([matrix, _LUMA_ROW @ matrix]) if want_y else matrix
+        if want_y:
+            luma_row = _LUMA_ROW @ matrix
+            rows = np.vstack([matrix - np.outer(_LUMA_BACK, luma_row), luma_row])
+        else:
+            rows = matrix
         b, h, w = estimate(0, 0).shape
         mixed = torch.empty((b, len(rows), 4, h, w), dtype=self.linear_dtype, device=self.device)
         for site in range(4):
             colours = [estimate(c, site) for c in range(3)]
             for q, row in enumerate(rows):
                 _mix3(colours, row, mixed[:, q, site])
-        full = demosaic.merge_site_channels(mixed.view(b, len(rows) * 4, h, w), len(rows))
+        full = _merge_sites(mixed)
         state.base = full[:, :3]
         state.matrix = np.eye(3)
-        if want_y:
-            state.y0 = state.y = full[:, 3:4]
+        state.y = full[:, 3:4] if want_y else None
 
     def _run_matrix(self, index: int, step: _Step, state: _State) -> None:
         if state.y is not None:  # luma already filtered: bring the change into RGB first
@@ -336,11 +367,16 @@ class FastRenderer:
         state.matrix = step.params["matrix"] @ state.matrix
 
     def _run_luma(self, index: int, step: _Step, state: _State) -> None:
-        if state.y is None:
-            b, _, h, w = state.base.shape
-            y = torch.empty((b, 1, h, w), dtype=state.base.dtype, device=self.device)
-            _mix3(state.base.unbind(1), _LUMA_ROW @ state.matrix, y[:, 0])
-            state.y0 = state.y = y
+        if state.y is None:  # split RGB into luma and the rest (see _State)
+            base, matrix = state.base, state.matrix
+            b, _, h, w = base.shape
+            y = torch.empty((b, 1, h, w), dtype=base.dtype, device=self.device)
+            _mix3(base.unbind(1), _LUMA_ROW @ matrix, y[:, 0])
+            rest = torch.empty_like(base)
+            for c in range(3):
+                _mix3(base.unbind(1), matrix[c], rest[:, c])
+                rest[:, c : c + 1].sub_(y, alpha=float(_LUMA_BACK[c]))
+            state.base, state.matrix, state.y = rest, np.eye(3), y
         p = step.params
         kind = step.kind
         y = state.y
@@ -378,7 +414,7 @@ class FastRenderer:
             state.mosaic = None
             state.base = result.to(self.linear_dtype)
             state.matrix = np.eye(3)
-            state.y = state.y0 = None
+            state.y = None
 
     def _generic_one(
         self, stage: ResolvedStage, values: Mapping[str, np.ndarray], x: torch.Tensor
@@ -405,32 +441,56 @@ class FastRenderer:
     def _materialize(
         self, state: _State, clip_gamma: float | None, out: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """RGB of the state, as a tensor we own or written into ``out``.
+        """RGB of the state, new (or the state's own base, never to be modified) or in ``out``.
 
         With ``clip_gamma`` the result is clipped to [0, 1] and raised to
-        ``1 / clip_gamma`` in ``dtype`` (after the linear arithmetic).
+        ``1 / clip_gamma`` in ``dtype`` (after the linear arithmetic), in a
+        new tensor or ``out``. The state's tensors are not modified; the
+        state is left holding the RGB.
         """
         if state.base is None:
             raise AssertionError("pipeline ended on a mosaic")  # resolve() prevents this
-        base = state.base
-        if np.array_equal(state.matrix, np.eye(3)):
-            rgb = base
+        base, y = state.base, state.y
+        identity = np.array_equal(state.matrix, np.eye(3))
+        if clip_gamma is not None:
+            target = out if out is not None else torch.empty_like(base, dtype=self.dtype)
+        elif out is not None and out.dtype == base.dtype:
+            target = out
         else:
-            rgb = torch.empty_like(base)
+            target = None if identity and y is None else torch.empty_like(base)
+        if target is not None:
+            channels = base.unbind(1)
             for c in range(3):
-                _mix3(base.unbind(1), state.matrix[c], rgb[:, c])
-        if state.y is not None and state.y is not state.y0:
-            change = state.y.sub_(state.y0)
-            for c in range(3):
-                rgb[:, c : c + 1].add_(change, alpha=float(_LUMA_BACK[c]))
-        state.y = state.y0 = None
-        state.matrix = np.eye(3)
+                if identity and y is not None:  # the common case: one pass per channel
+                    torch.add(channels[c], y[:, 0], alpha=float(_LUMA_BACK[c]), out=target[:, c])
+                    continue
+                if identity:
+                    target[:, c].copy_(channels[c])
+                else:
+                    _mix3(channels, state.matrix[c], target[:, c])
+                if y is not None:
+                    target[:, c].add_(y[:, 0], alpha=float(_LUMA_BACK[c]))
+            rgb = target
+        else:
+            rgb = base
         if clip_gamma is None:
-            return rgb if out is None else out.copy_(rgb)
-        # rounding the finished linear value costs a relative error only (see module doc)
-        result = out.copy_(rgb) if out is not None else rgb.to(self.dtype)
+            state.base, state.matrix, state.y = rgb, np.eye(3), None
+            return rgb if out is None or rgb is out else out.copy_(rgb)
+        state.base, state.matrix, state.y = None, np.eye(3), None
+        # rounding the finished linear value costs a relative error only (see module doc);
         # v ** p as exp2(p log2 v), in place: faster than pow on the CPU; 0 stays exactly 0
-        return result.clamp_(0.0, 1.0).log2_().mul_(1.0 / clip_gamma).exp2_()
+        return _log2_(rgb.clamp_(0.0, 1.0)).mul_(1.0 / clip_gamma).exp2_()
+
+
+def _log2_(x: torch.Tensor) -> torch.Tensor:
+    """``log2`` in place; on the CPU through numpy, whose SIMD float32 ``log2`` is about
+    4x faster than torch's (both within a few ulp; ``log2(0) = -inf``)."""
+    if x.device.type != "cpu":
+        return x.log2_()
+    array = x.numpy()
+    with np.errstate(divide="ignore"):
+        np.log2(array, out=array)
+    return x
 
 
 def _frozen(value: Any) -> Any:
@@ -467,26 +527,16 @@ class _Node:
         self.leaves: list[int] = []  # renderers whose last step this node is
 
 
-def _copy_state(state: _State) -> _State:
-    """An independent copy (steps work in place on what they own)."""
-    copy = _State.__new__(_State)
-    copy.mosaic = None if state.mosaic is None else state.mosaic.clone()
-    copy.base = None if state.base is None else state.base.clone()
-    copy.matrix = state.matrix.copy()
-    copy.y0 = None if state.y0 is None else state.y0.clone()
-    copy.y = copy.y0 if state.y is state.y0 else (None if state.y is None else state.y.clone())
-    return copy
-
-
 class FastRenderGroup:
     """Render one batch of mosaics through several pipelines, sharing their common prefixes.
 
     The paper's twelve data models share their first stages in groups (the
     same black level, demosaic and colour matrices for four models, the same
     sharpening for two): the compiled steps of every renderer are arranged in
-    a prefix tree and each shared step runs once per batch, its result copied
-    where the pipelines part. Every pipeline's views equal those of its own
-    :class:`FastRenderer` exactly (same steps, same arithmetic).
+    a prefix tree and each shared step runs once per batch; where the
+    pipelines part, the branches share its result without copies (no step
+    modifies its input tensors). Every pipeline's views equal those of its
+    own :class:`FastRenderer` exactly (same steps, same arithmetic).
 
     Parameters
     ----------
@@ -581,10 +631,10 @@ class FastRenderGroup:
         """Continue from ``node`` (its step already applied to ``state``) to every branch."""
         branches: list[_Node | int] = [*node.children, *node.leaves]
         for position, branch in enumerate(branches):
-            own = state if position == len(branches) - 1 else _copy_state(state)
+            own = state if position == len(branches) - 1 else state.branch()
             if isinstance(branch, int):  # a pipeline that ends here without a final gamma
                 renderer = self.renderers[branch]
-                targets[branch].copy_(renderer._materialize(own, clip_gamma=None))
+                renderer._materialize(own, clip_gamma=None, out=targets[branch])
                 continue
             step = branch.step
             renderer = self.renderers[_first_leaf(branch)]
@@ -600,6 +650,19 @@ def _first_leaf(node: _Node) -> int:
     while not node.leaves:
         node = node.children[0]
     return node.leaves[0]
+
+
+def _merge_sites(planes: torch.Tensor) -> torch.Tensor:
+    """``(B, Q, 4, h, w)`` site planes to ``(B, Q, 2h, 2w)`` images, in one strided copy.
+
+    What :func:`driftlab.stages.demosaic.merge_site_channels` computes (for
+    autograd, by stacking); without autograd one permuted copy is about 2.5x
+    faster.
+    """
+    b, q, _, h, w = planes.shape
+    full = torch.empty((b, q, 2 * h, 2 * w), dtype=planes.dtype, device=planes.device)
+    full.view(b, q, h, 2, w, 2).copy_(planes.view(b, q, 2, 2, h, w).permute(0, 1, 4, 2, 5, 3))
+    return full
 
 
 def _mix3(colours: Sequence[torch.Tensor], row: np.ndarray, target: torch.Tensor) -> None:

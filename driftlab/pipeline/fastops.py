@@ -115,7 +115,9 @@ def median3x3_fast(y: torch.Tensor) -> torch.Tensor:
     Each column of three is sorted once; the median of a window is then
     ``med3(max of the three lows, med3 of the three middles, min of the
     three highs)`` (A. Paeth, "Median finding on a 3x3 grid", Graphics Gems,
-    1990). The result is exactly one of the nine values.
+    1990): 18 minimum / maximum passes (instead of a sort), written in place
+    where an operand is no longer needed. The result is exactly one of the
+    nine values.
 
     Parameters
     ----------
@@ -130,25 +132,32 @@ def median3x3_fast(y: torch.Tensor) -> torch.Tensor:
     h, w = y.shape[-2:]
     p = pad_symmetric(y, 1, 1)
     top, mid, bottom = p[..., 0:h, :], p[..., 1 : h + 1, :], p[..., 2 : h + 2, :]
+    # each column of three: its lowest, middle and highest value
     low, high = torch.minimum(top, mid), torch.maximum(top, mid)
     middle = torch.minimum(high, bottom)
-    high = torch.maximum(high, bottom)
-    low, middle = torch.minimum(low, middle), torch.maximum(low, middle)
+    torch.maximum(middle, low, out=middle)
+    torch.minimum(low, bottom, out=low)
+    torch.maximum(high, bottom, out=high)
 
     def cols(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return t[..., 0:w], t[..., 1 : w + 1], t[..., 2 : w + 2]
 
     a, b, c = cols(low)
-    lows = torch.maximum(torch.maximum(a, b), c)
+    lows = torch.maximum(a, b)
+    torch.maximum(lows, c, out=lows)
     a, b, c = cols(high)
-    highs = torch.minimum(torch.minimum(a, b), c)
+    highs = torch.minimum(a, b)
+    torch.minimum(highs, c, out=highs)
     a, b, c = cols(middle)
     middles = _median3(a, b, c)
     return _median3(lows, middles, highs)
 
 
 def _median3(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    return torch.maximum(torch.minimum(a, b), torch.minimum(torch.maximum(a, b), c))
+    """``max(min(a, b), min(max(a, b), c))``, a new tensor (``a``, ``b``, ``c`` unchanged)."""
+    low, high = torch.minimum(a, b), torch.maximum(a, b)
+    torch.minimum(high, c, out=high)
+    return torch.maximum(low, high, out=low)
 
 
 # -- Menon 2007 on site planes -------------------------------------------------------------
