@@ -267,14 +267,13 @@ def demosaic_site_planes(x: torch.Tensor, weights: np.ndarray) -> torch.Tensor:
 def merge_site_channels(planes: torch.Tensor, quantities: int) -> torch.Tensor:
     """``(B, Q * 4, h, w)`` site planes (channel ``4 q + site``) to ``(B, Q, 2h, 2w)``.
 
-    Interleaves columns, then rows, by stacking (a better memory access
-    pattern than one permutation of six axes); differentiable.
+    One permuted copy (what :func:`torch.nn.functional.pixel_shuffle` with
+    factor 2 computes, about twice as fast forward and backward on the CPU as
+    it or stacking); differentiable.
     """
     b, _, h, w = planes.shape
-    sites = planes.reshape(b, quantities, 2, 2, h, w)
-    # unbind, not indexing: its backward stacks instead of filling a zero tensor per index
-    rows = [torch.stack(row.unbind(2), dim=-1) for row in sites.unbind(2)]
-    return torch.stack(rows, dim=-3).reshape(b, quantities, 2 * h, 2 * w)
+    sites = planes.reshape(b, quantities, 2, 2, h, w).permute(0, 1, 4, 2, 5, 3)
+    return sites.reshape(b, quantities, 2 * h, 2 * w)
 
 
 def _malvar2004_core(x: torch.Tensor, ctx: StageContext) -> torch.Tensor:

@@ -38,6 +38,29 @@ def gamma_static(x: np.ndarray, ctx: StageContext, *, gamma: np.ndarray) -> np.n
     return np.clip(x, 0.0, 1.0) ** (1.0 / float(gamma))
 
 
+def fast_log2(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``log2(x)`` into ``out`` (a new tensor when None; ``x`` itself for in place).
+
+    On the CPU through numpy, whose SIMD ``log2`` is about 4x faster than
+    torch's on one thread (both within a few ulp); elsewhere ``torch.log2``.
+    Not differentiable (for use inside a forward pass); ``log2(0) = -inf``.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Float tensor, any shape, values >= 0.
+    out : torch.Tensor, optional
+        Same shape and dtype as ``x``.
+    """
+    x = x.detach()
+    out = torch.empty_like(x) if out is None else out
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+        return torch.log2(x, out=out)
+    with np.errstate(divide="ignore"):
+        np.log2(x.numpy(), out=out.numpy())
+    return out
+
+
 class _Power(torch.autograd.Function):
     """``c ** (1 / gamma)`` for ``c`` in (0, 1], as ``exp2(log2(c) / gamma)``, cheap backward.
 
@@ -48,7 +71,7 @@ class _Power(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, c: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        log2_c = torch.log2(c)
+        log2_c = fast_log2(c)
         y = torch.mul(log2_c, 1.0 / gamma).exp2_()
         ctx.save_for_backward(c, log2_c, y, gamma)
         return y
