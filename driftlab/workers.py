@@ -26,7 +26,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-__all__ = ["process_pool", "tune_allocator", "watch_parent", "worker_events"]
+__all__ = ["ALLOCATOR_SETTINGS", "process_pool", "tune_allocator", "watch_parent", "worker_events"]
 
 _EVENTS: Any = None
 
@@ -54,8 +54,9 @@ def tune_allocator() -> bool:
     tcmalloc. The cost: this process keeps up to 256 MiB of freed memory.
 
     Process-wide; driftlab calls it at its entry points (the ``driftlab``
-    command, its worker processes and Ray tasks), never from library code.
-    Call it once at the start of a script that renders many views.
+    command, its worker processes and its Ray tasks, whose worker processes
+    belong to the run's Ray job), never from library code. Call it once at
+    the start of a script that renders many views.
 
     Returns
     -------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import subprocess
 import sys
 
@@ -10,7 +11,10 @@ import pytest
 from driftlab import workers
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+    reason="glibc's mallopt",
+)
 def test_tuning_is_applied_on_linux_and_rendering_still_matches():
     code = (
         "import numpy as np\n"
@@ -44,4 +48,3 @@ def test_tuning_is_a_no_op_without_glibc(monkeypatch):
     monkeypatch.setattr(workers.sys, "platform", "linux")
     monkeypatch.setattr(ctypes, "CDLL", missing)
     assert workers.tune_allocator() is False
-

@@ -276,6 +276,9 @@ def test_progress_writes_plain_lines_off_a_terminal_and_nothing_when_quiet(tmp_p
     run_synthesis(TINY, out=tmp_path / "a", overrides=["run.progress=true"], stream=stream)
     text = stream.getvalue()
     assert "cell 1/4 done:" in text and "cell 4/4 done:" in text and "ETA" in text
+    # 40 items x 2 pipelines rendered, at a stated rate
+    line = next(x for x in text.splitlines() if "views: 80 rendered, 0 reused, 0 repaired" in x)
+    assert line.rstrip().endswith("views/s)") and float(line.split(", ")[-1].split()[0]) > 0
     assert "\r" not in text and "\x1b[" not in text  # no bars, no terminal control codes
     quiet = StringIO()
     run_synthesis(TINY, out=tmp_path / "b", stream=quiet)

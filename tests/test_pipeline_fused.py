@@ -57,3 +57,19 @@ def test_fused_forward_handles_other_orders_and_extra_stages():
     assert (fused - staged).abs().max() <= 1e-12
     for key in grads:
         assert (grads[key] - staged_grads[key]).abs().max() <= 1e-12, key
+
+
+@pytest.mark.parametrize("name", ["bi,s,ga", "ma,u,me", "me,s,ga"])
+def test_the_gradient_to_the_raw_input_equals_stage_by_stage(name):
+    # attacks on the raw mosaic need it: the demosaic's convolution is then differentiated
+    module = build_differentiable(PAPER_DATA_MODELS[name], CAMERA, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(2)
+    raw = torch.rand(2, 1, 20, 16, dtype=torch.float64, generator=generator) * 0.8 + 0.1
+    grads = []
+    for intermediates in (False, True):
+        x = raw.clone().requires_grad_(True)
+        out = module(x, intermediates=True)[0] if intermediates else module(x)
+        (out.pow(2) * torch.linspace(0, 1, 16, dtype=torch.float64)).mean().backward()
+        grads.append(x.grad)
+    assert grads[0].abs().max() > 0
+    assert (grads[0] - grads[1]).abs().max() <= 1e-12 * max(1.0, float(grads[1].abs().max()))

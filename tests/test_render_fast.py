@@ -348,3 +348,51 @@ def test_a_group_shares_intermediate_tensors_without_changing_them():
         for renderer in order:
             assert torch.equal(together[renderer.name], renderer(raws)), renderer.name
     assert torch.equal(raws, before)
+
+
+def test_a_colour_matrix_pending_at_gamma_is_summed_before_rounding():
+    # a matrix after the last luma filter is applied in the linear dtype and the sum rounded
+    # once: a red value of 6e-9 (6e-9 ** (1 / 2.2) = 1.8e-4) must not move by float32 steps
+    spec = PipelineSpec("late-matrix", [StageConfig("black_level"),
+                                        StageConfig("demosaic", "bilinear"),
+                                        StageConfig("sharpen", "sharpening_filter"),
+                                        StageConfig("color_correction", "matrix"),
+                                        StageConfig("gamma")])  # fmt: skip
+    resolved = resolve(spec, CAMERA)
+    matrix = np.asarray(resolved.stages[3].values["matrix"]).reshape(3, 3)
+    levels = np.ravel(resolved.stages[0].values["levels"])
+    green, blue = 0.41, 0.37
+    red = (6e-9 - matrix[0, 1] * green - matrix[0, 2] * blue) / matrix[0, 0]
+    raw = np.empty((16, 16))
+    raw[0::2, 0::2], raw[0::2, 1::2] = red + levels[0], green + levels[1]
+    raw[1::2, 0::2], raw[1::2, 1::2] = green + levels[2], blue + levels[3]
+    expected = build_static(spec, CAMERA)(raw)
+    assert expected[0].max() > 1e-4  # the case is sensitive
+    views = FastRenderer(resolved).render_numpy(raw[None])[0]
+    assert np.abs(views - expected).max() <= 1e-6
+
+
+def test_a_plugin_writing_into_its_input_does_not_change_other_pipelines_of_a_group():
+    from driftlab.pipeline import FastRenderGroup
+
+    def careless(x, ctx):
+        return x.clamp_(0.0, 0.2)  # breaks the plugin contract: modifies its input
+
+    stage = StageSpec(slot="acme", variant="v", doc="d", static=None, differentiable=careless,
+                      input_kind="rgb", output_kind="rgb")  # fmt: skip
+
+    @hookimpl
+    def driftlab_stages():
+        return [stage]
+
+    plugin = types.SimpleNamespace(driftlab_stages=driftlab_stages)
+    registry = Registry.load(entry_points=False, extra=[("acme_isp", plugin)])
+    prefix = [StageConfig("black_level"), StageConfig("demosaic", "bilinear")]
+    specs = [PipelineSpec("a", [*prefix, StageConfig("acme", "v"), StageConfig("gamma")]),
+             PipelineSpec("b", [*prefix, StageConfig("gamma")])]  # fmt: skip
+    raws = np.random.default_rng(0).uniform(0, 1, size=(2, 12, 16))
+    for dtype in (torch.float32, torch.float64):
+        renderers = [FastRenderer(resolve(s, CAMERA, registry), dtype=dtype) for s in specs]
+        together = FastRenderGroup(renderers)(raws)
+        for renderer in renderers:
+            assert torch.equal(together[renderer.name], renderer(raws)), renderer.name

@@ -53,9 +53,11 @@ def view_stacks(
         progress=lambda done, total: progress.step("views", done, total),
         device=device,
     )
+    made = counts["rendered"] + counts["repaired"]
+    rate = f", {made / counts['seconds']:.0f} views/s" if made and counts["seconds"] > 0 else ""
     progress.message(
         f"views: {counts['rendered']} rendered, {counts['reused']} reused, "
-        f"{counts['repaired']} repaired ({counts['seconds']:.1f} s)"
+        f"{counts['repaired']} repaired ({counts['seconds']:.1f} s{rate})"
     )
     stacks: dict[str, ArrayRef] = {}
     for n, (name, keys) in enumerate(view_keys.items(), start=1):

@@ -405,7 +405,9 @@ class FastRenderer:
             x = state.mosaic
         else:
             x = self._materialize(state, clip_gamma=None)
-        outputs = [self._generic_one(stage, values, x[i : i + 1]) for i in range(len(x))]
+        # a copy of each view: a plugin that wrote into its input would otherwise change the
+        # tensors shared with other pipelines of a FastRenderGroup
+        outputs = [self._generic_one(stage, values, x[i : i + 1].clone()) for i in range(len(x))]
         result = torch.cat(outputs)
         if stage.spec.output_kind == "mosaic":
             state.mosaic = result.to(torch.float64)
@@ -452,31 +454,35 @@ class FastRenderer:
             raise AssertionError("pipeline ended on a mosaic")  # resolve() prevents this
         base, y = state.base, state.y
         identity = np.array_equal(state.matrix, np.eye(3))
-        if clip_gamma is not None:
-            target = out if out is not None else torch.empty_like(base, dtype=self.dtype)
-        elif out is not None and out.dtype == base.dtype:
-            target = out
+        if identity and y is None:
+            rgb = base  # nothing to compute; shared, so never modified below
         else:
-            target = None if identity and y is None else torch.empty_like(base)
-        if target is not None:
+            # with the identity, one add per channel: computed in the linear dtype and
+            # rounded once on store, so it may go straight into a float32 output; a colour
+            # matrix sums several terms, so it is mixed in the linear dtype first
+            one_rounding = identity
+            if out is not None and (out.dtype == base.dtype or one_rounding):
+                rgb = out
+            elif clip_gamma is not None and one_rounding:
+                rgb = torch.empty_like(base, dtype=self.dtype)
+            else:
+                rgb = torch.empty_like(base)
             channels = base.unbind(1)
             for c in range(3):
-                if identity and y is not None:  # the common case: one pass per channel
-                    torch.add(channels[c], y[:, 0], alpha=float(_LUMA_BACK[c]), out=target[:, c])
+                if identity:  # y is not None here
+                    torch.add(channels[c], y[:, 0], alpha=float(_LUMA_BACK[c]), out=rgb[:, c])
                     continue
-                if identity:
-                    target[:, c].copy_(channels[c])
-                else:
-                    _mix3(channels, state.matrix[c], target[:, c])
+                _mix3(channels, state.matrix[c], rgb[:, c])
                 if y is not None:
-                    target[:, c].add_(y[:, 0], alpha=float(_LUMA_BACK[c]))
-            rgb = target
-        else:
-            rgb = base
+                    rgb[:, c].add_(y[:, 0], alpha=float(_LUMA_BACK[c]))
         if clip_gamma is None:
             state.base, state.matrix, state.y = rgb, np.eye(3), None
             return rgb if out is None or rgb is out else out.copy_(rgb)
         state.base, state.matrix, state.y = None, np.eye(3), None
+        if out is not None and rgb is not out:
+            rgb = out.copy_(rgb)
+        elif rgb is base or rgb.dtype != self.dtype:
+            rgb = rgb.to(self.dtype, copy=True)  # a tensor of our own, in the output dtype
         # rounding the finished linear value costs a relative error only (see module doc);
         # v ** p as exp2(p log2 v), in place: faster than pow on the CPU; 0 stays exactly 0
         clipped = rgb.clamp_(0.0, 1.0)
@@ -643,16 +649,12 @@ def _first_leaf(node: _Node) -> int:
 
 
 def _merge_sites(planes: torch.Tensor) -> torch.Tensor:
-    """``(B, Q, 4, h, w)`` site planes to ``(B, Q, 2h, 2w)`` images, in one strided copy.
+    """``(B, Q, 4, h, w)`` site planes to ``(B, Q, 2h, 2w)`` images, in one permuted copy.
 
-    What :func:`driftlab.stages.demosaic.merge_site_channels` computes (for
-    autograd, by stacking); without autograd one permuted copy is about 2.5x
-    faster.
+    See :func:`driftlab.stages.demosaic.merge_site_channels`.
     """
     b, q, _, h, w = planes.shape
-    full = torch.empty((b, q, 2 * h, 2 * w), dtype=planes.dtype, device=planes.device)
-    full.view(b, q, h, 2, w, 2).copy_(planes.view(b, q, 2, 2, h, w).permute(0, 1, 4, 2, 5, 3))
-    return full
+    return demosaic.merge_site_channels(planes.view(b, q * 4, h, w), q)
 
 
 def _mix3(colours: Sequence[torch.Tensor], row: np.ndarray, target: torch.Tensor) -> None:

@@ -7,7 +7,7 @@ autograd, with as few passes over memory as the arithmetic allows:
   written in place into one buffer) instead of convolutions of one channel;
 * the 3x3 median by sorting columns of three once and combining neighbouring
   columns (Paeth's 3x3 median: ``med(max(lows), med(mids), min(highs))``),
-  19 min/max passes instead of a sort;
+  18 min/max passes instead of a sort;
 * Menon (2007) demosaicing on the four CFA site planes, evaluating each
   quantity only at the sites where colour-demosaicing's result uses it, with
   the library's order of floating-point operations for the directional

@@ -143,7 +143,12 @@ def _flush(rgb: torch.Tensor, matrix: torch.Tensor | None, y: torch.Tensor | Non
 
 
 def _linear_demosaic(x, kinds, stages, i, params, levels):
-    """Demosaic at ``i`` with the colour matrices after it (and Y) as one site-plane conv."""
+    """Demosaic at ``i`` and the colour matrices after it: ``(rgb, y or None, next index)``.
+
+    The site-plane estimates (one convolution with the demosaic's fixed
+    weights) mixed by the colour matrices (and the luma row when a luma
+    filter comes next) with ``bmm``, the black level as a bias.
+    """
     variant = kinds[i]
     cfa = stages[i][1].context.cfa
     j = i + 1

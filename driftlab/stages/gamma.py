@@ -38,26 +38,44 @@ def gamma_static(x: np.ndarray, ctx: StageContext, *, gamma: np.ndarray) -> np.n
     return np.clip(x, 0.0, 1.0) ** (1.0 / float(gamma))
 
 
+NUMPY_LOG2_MAX_THREADS = 3
+"""Up to this many torch threads, :func:`fast_log2` uses numpy on the CPU (numpy runs on one
+thread, about 4x faster than torch's ``log2`` on one thread; with more threads torch's
+parallel ``log2`` catches up)."""
+
+
 def fast_log2(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """``log2(x)`` into ``out`` (a new tensor when None; ``x`` itself for in place).
 
-    On the CPU through numpy, whose SIMD ``log2`` is about 4x faster than
-    torch's on one thread (both within a few ulp); elsewhere ``torch.log2``.
-    Not differentiable (for use inside a forward pass); ``log2(0) = -inf``.
+    On the CPU with at most :data:`NUMPY_LOG2_MAX_THREADS` torch threads
+    through numpy's SIMD ``log2`` (within a few ulp, as torch's); otherwise
+    ``torch.log2``. Not differentiable (for use inside a forward pass or
+    without autograd); ``log2(0) = -inf``.
 
     Parameters
     ----------
     x : torch.Tensor
-        Float tensor, any shape, values >= 0.
+        Float tensor, any shape and strides, values >= 0.
     out : torch.Tensor, optional
-        Same shape and dtype as ``x``.
+        Same shape and dtype as ``x``, on its device.
+
+    Returns
+    -------
+    torch.Tensor
+        ``out``.
     """
     x = x.detach()
     out = torch.empty_like(x) if out is None else out
-    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+    numpy_ok = (
+        x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
+        and out.dtype == x.dtype
+        and torch.get_num_threads() <= NUMPY_LOG2_MAX_THREADS
+    )
+    if not numpy_ok:
         return torch.log2(x, out=out)
     with np.errstate(divide="ignore"):
-        np.log2(x.numpy(), out=out.numpy())
+        np.log2(x.numpy(), out=out.detach().numpy())
     return out
 
 
