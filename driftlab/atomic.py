@@ -2,15 +2,16 @@
 
 Every file driftlab writes into a run directory or cache goes through
 :class:`atomic_path`: the content is written to a hidden temporary file in
-the target's folder (same file system), flushed and fsynced, given the
-usual permissions (``0o666`` minus the process umask, i.e. 0644 normally)
-and renamed over the target with :func:`os.replace`. Readers therefore see
-either the old file or the complete new one, never a half-written file; a
-process killed mid-write leaves only a hidden ``.NAME.<pid>@<host>.*.tmp*``
-file, which :func:`remove_stale_temporaries` deletes once its writer is gone
-(a run directory, locked by its driver, removes all of them at start). The
-umask is read without changing it (``os.umask`` is process-global state;
-driftlab never toggles it).
+the target's folder (same file system), created with the usual permissions
+(``0o666`` minus the process umask, applied by the kernel, i.e. 0644
+normally), flushed and fsynced (unless the writer checks what it reads back,
+see ``durable``) and renamed over the target with :func:`os.replace`.
+Readers therefore see either the old file or the complete new one, never a
+half-written file; a process killed mid-write leaves only a hidden
+``.NAME.<pid>@<host>.*.tmp*`` file, which :func:`remove_stale_temporaries`
+deletes once its writer is gone (a run directory, locked by its driver,
+removes all of them at start). The umask is never changed (``os.umask`` is
+process-global state); :func:`file_mode` reads it without changing it.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import socket
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,11 @@ class atomic_path:
     suffix : str, optional
         Suffix of the temporary file (defaults to the target's), for writers
         that pick a format from it.
+    durable : bool
+        fsync the file before the rename (default). ``False`` skips it, for
+        files whose reader verifies a checksum and recomputes a damaged one
+        (the view cache): after a power loss such a file may be empty or
+        stale, never accepted.
 
     Notes
     -----
@@ -79,39 +85,45 @@ class atomic_path:
     propagates after the clean-up.
     """
 
-    def __init__(self, target: str | Path, suffix: str = "") -> None:
+    def __init__(self, target: str | Path, suffix: str = "", *, durable: bool = True) -> None:
         self.target = Path(target)
         self.suffix = suffix or self.target.suffix
+        self.durable = durable
 
     def __enter__(self) -> Path:
         self.target.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(
-            prefix=f".{self.target.name}.{os.getpid()}@{_HOST}.",
-            suffix=f".tmp{self.suffix}",
-            dir=self.target.parent,
-        )
-        os.close(fd)
-        self.tmp = Path(name)
-        return self.tmp
+        prefix = f".{self.target.name}.{os.getpid()}@{_HOST}."
+        for _ in range(100):
+            tmp = self.target.parent / f"{prefix}{secrets.token_hex(6)}.tmp{self.suffix}"
+            try:
+                # mode 0o666: the kernel applies the umask (mkstemp would create 0o600)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileExistsError:
+                continue
+            os.close(fd)
+            self.tmp = tmp
+            return tmp
+        raise FileExistsError(f"{self.target.parent}: no free temporary name for {prefix}*")
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             self.tmp.unlink(missing_ok=True)
             return
         try:
-            with open(self.tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.chmod(self.tmp, file_mode())
+            if self.durable:
+                with open(self.tmp, "rb+") as fh:
+                    os.fsync(fh.fileno())
             os.replace(self.tmp, self.target)
         except BaseException:
             self.tmp.unlink(missing_ok=True)
             raise
 
 
-def write_bytes_atomic(data: bytes, path: str | Path) -> Path:
-    """Write ``data`` to ``path`` atomically; return the path."""
+def write_bytes_atomic(data: bytes, path: str | Path, *, durable: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically; return the path (``durable``: see
+    :class:`atomic_path`)."""
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, durable=durable) as tmp:
         tmp.write_bytes(data)
     return path
 

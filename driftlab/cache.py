@@ -16,8 +16,9 @@ Views are rendered by the fast batched path
 device, in batches of the items whose views are missing; it matches the
 static reference to float32 rounding.
 
-Files are written atomically (a temporary file in the same folder, flushed
-and fsynced, then :func:`os.replace`), with the permissions of any new file
+Files are written atomically (a temporary file in the same folder, then
+:func:`os.replace`; not fsynced, since the checksum below catches what a
+power loss can leave), with the permissions of any new file
 (``0o666`` less the umask), so a killed run leaves at worst a temporary file
 that is never read. Temporary files are named after their writer (process id
 and host) and each render first deletes those of writers that are gone (same
@@ -343,7 +344,7 @@ class ViewCache:
         return view
 
     def write(self, key: str, view: np.ndarray) -> Path:
-        """Store a view atomically (temporary file, fsync, :func:`os.replace`).
+        """Store a view atomically (temporary file, :func:`os.replace`; see the module doc).
 
         Parameters
         ----------
@@ -549,7 +550,10 @@ def _write(path: Path, view: np.ndarray, dtype: str) -> Path:
     buffer = io.BytesIO()
     np.save(buffer, _encode(array, dtype), allow_pickle=False)
     payload = buffer.getvalue()
-    return write_bytes_atomic(MAGIC + hashlib.sha256(payload).digest() + payload, path)
+    # not fsynced: every read checks the checksum and recomputes a damaged entry
+    return write_bytes_atomic(
+        MAGIC + hashlib.sha256(payload).digest() + payload, path, durable=False
+    )
 
 
 def _fits(view: np.ndarray | None, raw: np.ndarray) -> bool:

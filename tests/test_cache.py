@@ -251,3 +251,21 @@ def test_well_formed_view_of_the_wrong_size_or_with_nan_is_rendered_again(
     report = cache.render(dataset, PIPELINES[:1])
     assert (report.rendered, report.reused, report.repaired) == (0, 4, 1)
     np.testing.assert_array_equal(cache.load(keys[1]), good)
+
+
+def test_views_are_not_fsynced_but_a_damaged_one_is_rendered_again(tmp_path, dataset, monkeypatch):
+    # the cache's checksum, not fsync, guards against what a power loss leaves behind;
+    # run-directory files (no such check on every read) are still fsynced
+    from driftlab import atomic
+
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(atomic.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    cache = ViewCache(tmp_path / "views")
+    keys = cache.render(dataset, PIPELINES[:1]).keys["bi,s,ga"]
+    assert synced == []
+    atomic.write_json_atomic({"a": 1}, tmp_path / "manifest.json")
+    assert len(synced) == 1
+    cache.path(keys[0]).write_bytes(b"")  # what a crash before the data reached the disk leaves
+    again = cache.render(dataset, PIPELINES[:1])
+    assert (again.rendered, again.repaired) == (0, 1)
