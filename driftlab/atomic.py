@@ -10,8 +10,8 @@ Readers therefore see either the old file or the complete new one, never a
 half-written file; a process killed mid-write leaves only a hidden
 ``.NAME.<pid>@<host>.*.tmp*`` file, which :func:`remove_stale_temporaries`
 deletes once its writer is gone (a run directory, locked by its driver,
-removes all of them at start). The umask is never changed (``os.umask`` is
-process-global state); :func:`file_mode` reads it without changing it.
+removes all of them at start). The umask is never read or changed
+(``os.umask`` is process-global state).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ __all__ = [
     "TEMP_GLOB",
     "atomic_path",
     "bytes_sha256",
-    "file_mode",
     "file_sha256",
     "remove_stale_temporaries",
     "write_bytes_atomic",
@@ -44,22 +43,6 @@ __all__ = [
 TEMP_GLOB = ".*.tmp*"
 _HOST = re.sub(r"[^A-Za-z0-9-]", "_", socket.gethostname())[:40] or "host"
 _WRITER = re.compile(r"\.(?P<pid>\d+)@(?P<host>[A-Za-z0-9_-]+)\.")
-
-
-def _process_umask() -> int:
-    """The process umask, read from ``/proc/self/status`` (Linux) without changing it."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0o022
-
-
-def file_mode() -> int:
-    """Permission bits of files driftlab creates: ``0o666 & ~umask`` (0644 by default)."""
-    return 0o666 & ~_process_umask()
 
 
 class atomic_path:
