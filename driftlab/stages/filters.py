@@ -283,11 +283,65 @@ def convolve2d(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """
     kh, kw = kernel.shape
     b, c, h, w = x.shape
-    # One grouped convolution over all B*C planes: much faster on CPU than a batch of
-    # single-channel convolutions. conv2d is a correlation, so flip the kernel.
-    padded = pad_symmetric(x, kh // 2, kw // 2).reshape(1, b * c, h + kh - 1, w + kw - 1)
-    weight = kernel.flip(-1, -2)[None, None].expand(b * c, 1, kh, kw)
-    return F.conv2d(padded, weight, groups=b * c).reshape(b, c, h, w)
+    padded = pad_symmetric(x, kh // 2, kw // 2)
+    flipped = kernel.flip(-1, -2)  # a convolution is a correlation with the flipped kernel
+    if x.device.type == "cpu" and kh * kw <= MAX_TAPS:
+        return _TapCorrelation.apply(padded, flipped)
+    # one grouped convolution over all B*C planes (much faster than a batch of single-channel
+    # convolutions; cuDNN on a GPU)
+    planes = padded.reshape(1, b * c, h + kh - 1, w + kw - 1)
+    weight = flipped[None, None].expand(b * c, 1, kh, kw)
+    return F.conv2d(planes, weight, groups=b * c).reshape(b, c, h, w)
+
+
+MAX_TAPS = 9
+"""Largest kernel (in taps) that :func:`convolve2d` sums as shifted slices on the CPU (about
+twice as fast, forward and backward, as a grouped convolution for 3x3 and 1-D kernels of up
+to 9 taps); larger ones, and every kernel on a GPU, go through ``F.conv2d``."""
+
+
+class _TapCorrelation(torch.autograd.Function):
+    """``out[..., i, j] = sum_ab k[a, b] p[..., i + a, j + b]`` as a sum of shifted slices.
+
+    ``p`` ``(..., h + kh - 1, w + kw - 1)``, ``k`` ``(kh, kw)``; out ``(..., h, w)``.
+    Zero taps are skipped in the sums. The backward pass is written with this
+    function and differentiable reductions, so it can be differentiated again.
+    """
+
+    @staticmethod
+    def forward(ctx, padded: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        kh, kw = kernel.shape
+        h, w = padded.shape[-2] - kh + 1, padded.shape[-1] - kw + 1
+        ctx.save_for_backward(padded, kernel)
+        out = None
+        for (a, b), weight in np.ndenumerate(kernel.detach().cpu().numpy()):
+            if weight == 0.0:
+                continue
+            window = padded[..., a : a + h, b : b + w]
+            if out is None:
+                out = torch.mul(window, float(weight))
+            else:
+                out.add_(window, alpha=float(weight))
+        return out if out is not None else padded.new_zeros((*padded.shape[:-2], h, w))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:  # type: ignore[override]
+        padded, kernel = ctx.saved_tensors
+        kh, kw = kernel.shape
+        h, w = grad.shape[-2:]
+        grad_padded = grad_kernel = None
+        if ctx.needs_input_grad[0]:  # a full correlation with the flipped kernel
+            full = F.pad(grad, (kw - 1, kw - 1, kh - 1, kh - 1))
+            grad_padded = _TapCorrelation.apply(full, kernel.flip(0, 1))
+        if ctx.needs_input_grad[1]:
+            grad_kernel = torch.stack(
+                [
+                    torch.mul(grad, padded[..., a : a + h, b : b + w]).sum()
+                    for a in range(kh)
+                    for b in range(kw)
+                ]
+            ).reshape(kh, kw)
+        return grad_padded, grad_kernel
 
 
 MAX_KERNEL_RADIUS = 256
