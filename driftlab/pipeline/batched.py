@@ -356,7 +356,7 @@ class FastRenderer:
             colours = [estimate(c, site) for c in range(3)]
             for q, row in enumerate(rows):
                 _mix3(colours, row, mixed[:, q, site])
-        full = _merge_sites(mixed)
+        full = demosaic.merge_site_channels(mixed.view(b, len(rows) * 4, h, w), len(rows))
         state.base = full[:, :3]
         state.matrix = np.eye(3)
         state.y = full[:, 3:4] if want_y else None
@@ -646,15 +646,6 @@ def _first_leaf(node: _Node) -> int:
     while not node.leaves:
         node = node.children[0]
     return node.leaves[0]
-
-
-def _merge_sites(planes: torch.Tensor) -> torch.Tensor:
-    """``(B, Q, 4, h, w)`` site planes to ``(B, Q, 2h, 2w)`` images, in one permuted copy.
-
-    See :func:`driftlab.stages.demosaic.merge_site_channels`.
-    """
-    b, q, _, h, w = planes.shape
-    return demosaic.merge_site_channels(planes.view(b, q * 4, h, w), q)
 
 
 def _mix3(colours: Sequence[torch.Tensor], row: np.ndarray, target: torch.Tensor) -> None:
